@@ -1,0 +1,69 @@
+"""All Daozhen settings in one place: defaults < YAML file < DAOZHEN_ env vars."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import Field
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "daozhen"
+
+
+class _YamlSource(PydanticBaseSettingsSource):
+    """Reads the YAML file named by DAOZHEN_CONFIG (or ./daozhen.yaml when present)."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        path = os.environ.get("DAOZHEN_CONFIG") or "daozhen.yaml"
+        p = Path(path)
+        if not p.is_file():
+            return {}
+        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        if not isinstance(data, dict):
+            raise ValueError(f"settings file {p} must hold a mapping")
+        return data
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DAOZHEN_", extra="ignore")
+
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    knowledge_dir: Path = REPO_ROOT / "knowledge" / "corpus"
+    embedding_backend: Literal["use", "sentence-transformers"] = "use"
+    # name or local path of a sentence-transformers model (only for that backend)
+    embedding_model: str = ""
+    department_catalogue: Path = REPO_ROOT / "tools" / "data" / "departments.yaml"
+    language: Literal["zh", "en"] = "zh"
+    collection_name: str = "daozhen_guidelines"
+
+    @property
+    def chroma_dir(self) -> Path:
+        return self.data_dir / "chroma"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _YamlSource(settings_cls))
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
