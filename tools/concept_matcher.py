@@ -39,7 +39,7 @@ _NEGATED_INSIDE = re.compile(
 _EN_NEG = re.compile(
     r"\b(no|not|denies|denied|denying|without|never|negative for|free of|absence of|nor|"
     r"don'?t have|doesn'?t have|didn'?t have|hasn'?t had|haven'?t had|no signs? of|"
-    r"no history of|ruled out|isn'?t|wasn'?t|aren'?t|doesn'?t|don'?t|didn'?t)\b"
+    r"no history of|ruled out|isn'?t|wasn'?t|aren'?t|doesn'?t|don'?t|didn'?t|hasn'?t|haven'?t|hadn'?t)\b"
 )
 _EN_NOT_NEGATION = re.compile(r"\b(not sure|no idea|not only|no longer sure|not certain)\b")
 _WORD = re.compile(r"[a-z][a-z'-]+")

@@ -81,6 +81,8 @@ class ComplaintRule(BaseModel):
     long_level: Level | None = None
     departments: list[str]
     child_departments: list[str] = Field(default_factory=list)
+    well_level: Level | None = None  # when the patient is reported well / without symptoms
+    subsumed_by: list[str] = Field(default_factory=list)  # skip when a more specific concept is present
     primary_care: bool = False
     questions: list[str] = Field(default_factory=list)
     source: str
@@ -164,6 +166,7 @@ class Rulebook(BaseModel):
             if name not in known:
                 problems.append(f"complaint {name} is not a concept")
             problems += [f"{name}: unknown question {q}" for q in comp.questions if q not in self.questions]
+            problems += [f"{name}: unknown concept {c}" for c in comp.subsumed_by if c not in known]
         for qid, q in self.questions.items():
             problems += [f"question {qid}: unknown concept {c}" for c in q.concepts if c not in known]
         for combo in self.vital_combos:

@@ -337,7 +337,7 @@ def _apply_vitals(d: _Decision, rules: Rulebook) -> None:
 def _apply_complaints(d: _Decision, rules: Rulebook) -> None:
     hours = d.facts.duration_hours
     for name, comp in rules.complaints.items():
-        if name not in d.present:
+        if name not in d.present or any(c in d.present for c in comp.subsumed_by):
             continue
         d.complaints.append(name)
         level, why = comp.level, "base"
@@ -345,6 +345,8 @@ def _apply_complaints(d: _Decision, rules: Rulebook) -> None:
             level, why = comp.chronic_level, "chronic"
         if comp.mild_level and _complaint_is_mild(d, name) and not _not_mild_by_numbers(d, name):
             level, why = comp.mild_level, "mild"
+        if comp.well_level and any(c in d.present for c in ("well_appearing", "no_symptoms_now")):
+            level, why = comp.well_level, "reported well"
         if comp.severe_level and _is_severe(d, [name]):
             level, why = comp.severe_level, "severe"
         if comp.long_after_hours and comp.long_level and hours is not None and hours >= comp.long_after_hours:
@@ -412,6 +414,8 @@ def _red_flag_concepts() -> frozenset[str]:
 
 def _rank_departments(d: _Decision, catalogue: Catalogue) -> list[DepartmentChoice]:
     rules = _engine().rules
+    if d.patient.pregnant:
+        d.add_departments(["obstetrics"], 2.5, _reason(d, rules, "pregnancy", ""))
     if d.level.rank >= Level.emergency.rank:
         d.add_departments(["emergency"], 10.0, _reason(d, rules, "red_flag", rules.advice.levels[d.level].label.get(d.lang)))
     if not d.dept_scores:
