@@ -21,7 +21,10 @@ a an and are as at be been but by can could do does did for from had has have he
 into is it its me my of on or our she should so than that the their them then there these they this to
 too was we were what when where which while who why will with would you your am about any
 """
-_EN_STOPWORDS = frozenset(_EN_STOPWORD_TEXT.split())
+# Age and duration words ("a 45-year-old ... for 3 days") occur in nearly every question but say nothing
+# about the topic; kept as terms they pull queries toward threshold-heavy sections. The numbers stay.
+_EN_TIME_WORDS = "year old month week day hour minute ago since"
+_EN_STOPWORDS = frozenset(_EN_STOPWORD_TEXT.split() + _EN_TIME_WORDS.split())
 
 
 @lru_cache(maxsize=1)
@@ -52,6 +55,9 @@ def stem(word: str) -> str:
     return word
 
 
+_STOPWORD_STEMS = frozenset(stem(w) for w in _EN_STOPWORDS)
+
+
 def tokenize(text: str) -> list[str]:
     """Index/query tokens: CJK unigrams + bigrams and stemmed English words (stopwords dropped)."""
     text = _t2s()(unicodedata.normalize("NFKC", text)).lower()
@@ -60,8 +66,9 @@ def tokenize(text: str) -> list[str]:
         tokens.extend(run)
         tokens.extend(run[i : i + 2] for i in range(len(run) - 1))
     for word in _WORD_RE.findall(text):
-        if word not in _EN_STOPWORDS:
-            tokens.append(stem(word))
+        stemmed = stem(word)
+        if word not in _EN_STOPWORDS and stemmed not in _STOPWORD_STEMS:  # "minutes" as well as "minute"
+            tokens.append(stemmed)
     return tokens
 
 

@@ -129,9 +129,8 @@ class ConceptMatcher:
             for m in regex.finditer(text):
                 if m.end() > m.start():
                     raw.append((name, m.start(), m.end(), False))
-        exact_spans = {(n, s) for n, s, _, _ in raw}
         if _CJK.search(text):
-            raw += [r for r in self._pinyin_hits(text) if (r[0], r[1]) not in exact_spans]
+            raw += [r for r in self._pinyin_hits(text) if not _overlaps_same(r, raw)]
         raw += self._fuzzy_en_hits(text, {n for n, *_ in raw})
         spans = [(s, e) for _, s, e, _ in raw]
         hits = [
@@ -183,6 +182,11 @@ class ConceptMatcher:
                     found.append((name, m.start(), m.end(), True))
                     already = already | {name}
         return found
+
+
+def _overlaps_same(hit: tuple[str, int, int, bool], others: list[tuple[str, int, int, bool]]) -> bool:
+    name, start, end, _ = hit
+    return any(n == name and s < end and start < e for n, s, e, _ in others)
 
 
 def _clause_index(text: str) -> list[int]:

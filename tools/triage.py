@@ -16,6 +16,8 @@ from pathlib import Path
 from tools.concept_matcher import ConceptMatcher, MatchResult
 from tools.departments import Catalogue, load_catalogue
 from tools.fact_extraction import extract_facts, normalize_text
+from tools.fact_warnings import warning_message
+from tools.units import PLAUSIBLE, is_plausible
 from tools.patient import CHILD_MAX_MONTHS, Patient, build_patient
 from tools.rulebook import Rulebook, load_rulebook
 from tools.triage_models import (
@@ -104,13 +106,18 @@ def _engine(data_dir: Path | None = None) -> _Engine:
     return _Engine(rules, ConceptMatcher(rules.concepts), pattern)
 
 
-@lru_cache(maxsize=1)
-def knowledge_version() -> str:
+DEFAULT_CORPUS_DIR = Path(__file__).resolve().parent.parent / "knowledge" / "corpus"
+
+
+@lru_cache(maxsize=4)
+def knowledge_version(corpus_dir: Path = DEFAULT_CORPUS_DIR) -> str:
+    """Version of the guideline corpus the rules cite, for the audit trail."""
     try:
         from knowledge.corpus import knowledge_version as corpus_version
+        from knowledge.corpus import load_corpus
 
-        return corpus_version()
-    except Exception:  # the engine still works without the corpus package (e.g. trimmed deploy)
+        return corpus_version(load_corpus(corpus_dir))
+    except Exception:  # a missing or broken corpus must not stop triage; the audit says so
         return "unknown"
 
 
@@ -184,8 +191,27 @@ def _merge_facts(
             merged[key] = value
         elif value is not None and value != merged[key]:
             warnings.append(_conflict_warning(key, merged[key], value, lang))
+    for vkey, value in list(merged["vitals"].items()):
+        if value is not None and vkey in PLAUSIBLE and not is_plausible(vkey, value):
+            warnings.append(warning_from_code(_IMPLAUSIBLE_CODE.get(vkey, "unknown_unit"), lang, raw=value, value=value))
+            merged["vitals"][vkey] = None
     merged["vitals"] = VitalSigns(**merged["vitals"])
     return Facts(**merged), warnings
+
+
+_IMPLAUSIBLE_CODE = {
+    "temperature_c": "implausible_temperature",
+    "heart_rate": "implausible_heart_rate",
+    "respiratory_rate": "implausible_respiratory_rate",
+    "spo2": "implausible_spo2",
+    "systolic_bp": "implausible_blood_pressure",
+    "diastolic_bp": "implausible_blood_pressure",
+    "glucose_mmol": "implausible_glucose",
+}
+
+
+def warning_from_code(code: str, lang: Lang, **params: object) -> FactWarning:
+    return FactWarning(code=code, message=warning_message(code, lang, **params))
 
 
 def _conflict_warning(key: str, kept: object, ignored: object, lang: Lang) -> FactWarning:
@@ -399,7 +425,8 @@ def _apply_uncertainty(d: _Decision) -> None:
         d.uncertain_reasons.append(_t(d.lang, "孩子年龄不明，婴儿发热的判断取决于月龄", "the child's age is unknown and infant fever rules depend on it"))
         if p.band == "newborn" or any(w in d.present.get("child_words", "") for w in ("宝宝", "婴儿", "baby", "infant")):
             d.raise_to(Level.urgent, "UNCERTAIN-INFANT-AGE", "baby with fever, age unknown", "redflags-infant#fever-under-3-months")
-    if any(h.fuzzy for h in d.match.hits if not h.negated and h.concept in _red_flag_concepts()):
+    exact = {h.concept for h in d.match.hits if not h.fuzzy}
+    if any(h.fuzzy and h.concept not in exact for h in d.match.hits if not h.negated and h.concept in _red_flag_concepts()):
         d.uncertain_reasons.append(_t(d.lang, "部分症状是按近似写法识别的", "some symptoms were read from approximate spelling"))
 
 
