@@ -23,7 +23,7 @@ too was we were what when where which while who why will with would you your am 
 """
 # Age and duration words ("a 45-year-old ... for 3 days") occur in nearly every question but say nothing
 # about the topic; kept as terms they pull queries toward threshold-heavy sections. The numbers stay.
-_EN_TIME_WORDS = "year old month week day hour minute ago since"
+_EN_TIME_WORDS = "year old month week day hour minute ago since yr hr min"
 _EN_STOPWORDS = frozenset(_EN_STOPWORD_TEXT.split() + _EN_TIME_WORDS.split())
 
 
