@@ -8,7 +8,11 @@ Known engine gaps are kept as strict xfail tests so a fix shows up as an XPASS t
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -591,7 +595,7 @@ def test_routine_chronic_follow_up_goes_to_the_community(text: str) -> None:
     assert "general_practice" in dept_ids(result)
 
 
-def test_chronic_follow_up_in_a_young_baby_is_not_sent_to_community() -> None:
+def test_primary_care_complaint_in_a_young_baby_is_not_sent_to_the_community() -> None:
     result = run("宝宝咳嗽", age_months=2)
     assert result.care_setting != CareSetting.community
 
@@ -790,6 +794,34 @@ def test_same_input_gives_identical_json(text: str, facts: dict) -> None:
     first = run(text, **facts).model_dump_json()
     second = run(text, **facts).model_dump_json()
     assert first == second
+
+
+def test_same_input_gives_identical_json_across_processes_and_hash_seeds() -> None:
+    # set/dict ordering must not leak into the result: run in a fresh interpreter with another seed
+    texts = [
+        "我爸心口疼，一直冒冷汗",
+        "孩子拉肚子，发烧，呕吐，咳嗽，头疼，肚子疼",
+        "he is unconcious, 血氧88%",
+    ]
+    script = (
+        "import json, sys\n"
+        "from tools.triage import assess\n"
+        "from tools.triage_models import TriageInput\n"
+        "texts = json.loads(sys.stdin.read())\n"
+        "print(json.dumps([assess(TriageInput(text=t)).model_dump_json() for t in texts]))\n"
+    )
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        input=json.dumps(texts),
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=Path(__file__).resolve().parent.parent,
+        check=True,
+        timeout=60,
+    )
+    assert json.loads(out.stdout) == [run(t).model_dump_json() for t in texts]
 
 
 # --------------------------------------------------------------------------------------------
