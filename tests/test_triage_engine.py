@@ -3,7 +3,7 @@
 Every input here is written for this file (not taken from evals/data). Tests assert what the
 engine decides — level, red-flag rule ids, negation, units, care setting, departments, follow-up
 questions, citations and the audit trail — not merely that it runs.
-Known engine gaps are kept as strict xfail tests so a fix shows up as an XPASS to clean up.
+Gaps found while writing these tests are kept as regression tests.
 """
 
 from __future__ import annotations
@@ -825,36 +825,24 @@ def test_same_input_gives_identical_json_across_processes_and_hash_seeds() -> No
 
 
 # --------------------------------------------------------------------------------------------
-# Known engine gaps (strict xfail: an XPASS means the rule was fixed — drop the marker)
+# Engine gaps found by these tests and since fixed (regression tests)
 # --------------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True, reason="EN clause break on 'have' splits 'do not | have chest pain': negation lost"
-)
 @pytest.mark.parametrize("text", ["I do not have chest pain", "I don't have chest pain"])
 def test_gap_english_do_not_have_negates(text: str) -> None:
     result = run(text)
     assert "RF-CARD-02" not in trace_ids(result)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="EN clause break on 'have' loses the negation in \"doesn't have a fever\""
-)
 def test_gap_english_doesnt_have_fever_negates() -> None:
     assert "CP-fever" not in trace_ids(run("he doesn't have a fever"))
 
 
-@pytest.mark.xfail(
-    strict=True, reason="ASCII comma does not end an EN clause, so 'no' also negates 'just a cough'"
-)
 def test_gap_no_fever_just_a_cough_keeps_the_cough() -> None:
     assert "CP-cough" in trace_ids(run("no fever, just a cough"))
 
 
-@pytest.mark.xfail(
-    strict=True, reason="'有没有X' / 'X不X' questions are read as denials, so the follow-up is dropped"
-)
 @pytest.mark.parametrize(
     ("text", "question", "rule_if_present"),
     [
@@ -869,9 +857,6 @@ def test_gap_unsure_yes_no_question_is_not_a_denial(text: str, question: str, ru
     assert question in missing_ids(result) or rule_if_present in trace_ids(result)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="lay names of the emergency itself (heart attack / stroke) are not concepts"
-)
 @pytest.mark.parametrize(
     "text",
     [
@@ -886,50 +871,34 @@ def test_gap_lay_name_of_heart_attack_or_stroke_is_an_emergency(text: str) -> No
     assert at_least(run(text), L.emergency)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="抽筋 (colloquial for a febrile convulsion in a child) is not a seizure word"
-)
 def test_gap_child_fever_with_chou_jin_is_a_seizure() -> None:
     result = run("孩子发烧抽筋了")
     assert at_least(result, L.emergency)
 
 
-@pytest.mark.xfail(strict=True, reason="'feels hot' is not a fever word in English (zh 摸着很烫 is)")
 def test_gap_newborn_feels_hot_matches_chinese_parity() -> None:
     zh, en = run("宝宝刚满月，摸着身上很烫"), run("my one month old baby feels very hot to me")
     assert en.level == zh.level
 
 
-@pytest.mark.xfail(
-    strict=True, reason="'嘴巴歪了' (face droop) also matches deformity → RF-TRAUMA-04 + orthopedics"
-)
 def test_gap_face_droop_is_not_a_fracture() -> None:
     result = run("妈妈说话不清楚，嘴巴歪了")
     assert "RF-TRAUMA-04" not in trace_ids(result)
     assert "orthopedics" not in dept_ids(result)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="'limp' (floppy) matches limb_not_used → RF-CHILD-05 + ped_orthopedics"
-)
 def test_gap_limp_and_floppy_child_is_not_an_orthopaedic_problem() -> None:
     result = run("My 3 year old has a high fever and is limp and floppy")
     assert "RF-CHILD-05" not in trace_ids(result)
     assert "ped_orthopedics" not in dept_ids(result)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="fuzzy EN match reads 'burning' as 'burping' → heartburn + gastroenterology"
-)
 def test_gap_burning_up_is_not_heartburn() -> None:
     result = run("he's burning up, 39.5")
     assert "CP-heartburn" not in trace_ids(result)
     assert "gastroenterology" not in dept_ids(result)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="'怀不上孩子' sets child_words → adult infertility routed to ped_* departments"
-)
 def test_gap_infertility_is_not_a_child_patient() -> None:
     result = run("结婚三年一直怀不上孩子")
     assert not any(d.startswith("ped_") for d in dept_ids(result))

@@ -23,13 +23,18 @@ _LITERAL_ZH = re.compile(r"^[\u4e00-\u9fff]{2,}$")
 _ZH_CLAUSE_BREAK = re.compile(
     r"[，。；！？\n]|(?<=[\u4e00-\u9fff]),|,(?=\s*[\u4e00-\u9fff])|但是|但|可是|不过|然而|只是"
 )
+# English: a comma ends a clause only before a new statement ("no fever, just a cough"), not
+# inside a negated list ("denies chest pain, fever or cough").
 _EN_CLAUSE_BREAK = re.compile(
     r"[.;:!?\n]|\b(but|however|although|though|yet|except|apart from|which|who|now|then|"
-    r"has|have|had|is|was|are|were|reports|complains|presents|says|feels)\b"
+    r"reports|complains|presents|says|feels)\b|\band (he|she|i|it|they|has|have|had|is|was)\b|"
+    r",\s*(?=(just|only|plus|also|has|have|had|is|was|he|she|i|it|they|with|and (he|she|i|it))\b)"
 )
 # Chinese negation cues. Strong cues may stand a few characters before the symptom
 # ("没有明显的胸痛"); weak single-character cues must be directly before it.
-_ZH_NEG_CUE = re.compile(r"没有|否认|并无|并没有|从没|从未|从来没|未见|未|没|无|不(?!过|停|断|止|住|适|舒服|好|行|到|了)")
+_ZH_NEG_CUE = re.compile(
+    r"没有|否认|并无|并没有|从没|从未|从来没|未见|未|没|无|不(?!过|停|断|止|住|适|舒服|好|行|到|了|知|清|确|说)"
+)
 _ZH_WEAK_CUES = {"不", "没", "无"}
 _ZH_FILLERS = {"", "怎么", "太", "再", "是", "会", "觉得", "感觉", "有", "什么", "怎么样"}
 # A gap pattern that swallowed a denial of the symptom itself: "脚没痛过", "骨头按着不痛".
@@ -131,7 +136,7 @@ class ConceptMatcher:
                     raw.append((name, m.start(), m.end(), False))
         if _CJK.search(text):
             raw += [r for r in self._pinyin_hits(text) if not _overlaps_same(r, raw)]
-        raw += self._fuzzy_en_hits(text, {n for n, *_ in raw})
+        raw += self._fuzzy_en_hits(text, {n for n, *_ in raw}, [(s, e) for _, s, e, _ in raw])
         spans = [(s, e) for _, s, e, _ in raw]
         hits = [
             Hit(
@@ -164,13 +169,15 @@ class ConceptMatcher:
                         found.append((name, i, i + n, True))
         return found
 
-    def _fuzzy_en_hits(self, text: str, already: set[str]) -> list[tuple[str, int, int, bool]]:
+    def _fuzzy_en_hits(
+        self, text: str, already: set[str], exact_spans: list[tuple[int, int]]
+    ) -> list[tuple[str, int, int, bool]]:
         if not self._en_words:
             return []
         found = []
         for m in _WORD.finditer(text):
             word = m.group()
-            if len(word) < 6:
+            if len(word) < 6 or any(s <= m.start() < e for s, e in exact_spans):
                 continue
             for target, name in self._en_words.get(word[0], ()):
                 if name in already or abs(len(word) - len(target)) > 2:
@@ -210,8 +217,12 @@ def _inside_other_span(pos: int, spans: list[tuple[int, int]], own_start: int) -
 
 
 def _is_negated(text: str, start: int, end: int, spans: list[tuple[int, int]], clauses: list[int]) -> bool:
-    if _NEGATED_INSIDE.search(text[start:end]):
-        return True  # e.g. "脚没痛过" matched by a gap pattern: the symptom itself is denied
+    inside = _NEGATED_INSIDE.search(text[start:end])
+    if inside:
+        hit = text[start:end]
+        before_cue = hit[inside.start() - 1] if inside.start() > 0 else ""
+        if before_cue != hit[-1]:  # "胸口痛不痛" asks; "脚没痛过" denies
+            return True
     clause = clauses[start]
     left = start
     while left > 0 and clauses[left - 1] == clause and start - left < 60:
@@ -238,6 +249,8 @@ def _zh_negated(text: str, start: int, window: str, spans: list[tuple[int, int]]
         cue_pos = offset + m.start()
         if _inside_other_span(cue_pos, spans, start):
             continue
+        if cue.startswith("没") and cue_pos > 0 and text[cue_pos - 1] == "有":
+            continue  # 有没有 asks, it does not deny
         if cue in _ZH_WEAK_CUES:
             # a bare 不/没/无 only negates what follows it directly ("不发烧", "不太疼");
             # "发不发烧" / "有没有胸痛" are questions, not denials

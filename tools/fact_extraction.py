@@ -784,6 +784,54 @@ def _extract_temperature(sc: _Scan) -> None:
         sc.accept(field, value, start, end)
 
 
+# A bare number a few words after a fever/peak word ("发烧第三天了，最高39.2", "峰值39.5",
+# "fever, highest 39.4"). Runs after the other vitals, so "心率最高40" is already a heart rate;
+# only band values count (34–43.5, or 95–110 read as °F with a warning).
+_TEMP_PEAK_CTX = (
+    r"最高峰|最高|峰值|高峰|" + WS + r"(?:highest|maximum|max|peak(?:ed|ing)?|tmax|t max|topped out at)" + WE
+)
+_TEMP_NEAR_GAP_WORDS = (
+    r"今天|昨天|昨晚|今早|早上|晚上|夜里|半夜|现在|目前|一度|反复|持续|的时候|时|都|"
+    r"today|tonight|last night|this morning|now|yesterday"
+)
+_TEMP_NEAR = re.compile(
+    rf"(?P<ctx>{_TEMP_STRONG_CTX}|{_TEMP_WEAK_CTX}|{_TEMP_PEAK_CTX})"
+    rf"(?P<gap>(?:\s*(?:(?:{_FILL_WORDS}|{_TEMP_NEAR_GAP_WORDS}|{_TEMP_PEAK_CTX})(?=[^a-z]|$)|[:=,，]))*\s*)"
+    rf"(?P<num>{NUM})(?P<more>多)?"
+)
+_TEMP_NEAR_MAX_GAP = 14  # "~6 chars" of Chinese; English filler words are longer
+_TEMP_NEAR_BAD_NEXT = re.compile(r"[分点%/:a-z]|\.\d|\s*(?:个|分)")
+# "体重最高40", "heart rate max 40": the peak word belongs to another quantity.
+_TEMP_NEAR_OTHER_BEFORE = re.compile(
+    r"(?:体重|身高|心率|心跳|血压|血糖|血氧|呼吸|脉搏|分数|得分|"
+    r"weight|height|heart rate|pulse|bp|pressure|sugar|glucose|oxygen|sats?|spo2|score|rate)\s*$"
+)
+
+
+def _extract_temperature_near_context(sc: _Scan) -> None:
+    field = "vitals.temperature_c"
+    for m in sc.finditer(_TEMP_NEAR):
+        if len(m.group("gap")) > _TEMP_NEAR_MAX_GAP:
+            continue
+        if _TEMP_NEAR_OTHER_BEFORE.search(sc.t, max(0, m.start() - 12), m.start()):
+            continue
+        value = _num(m.group("num"))
+        if value is None:
+            continue
+        kind, _, _ = sc.after_number(m.end(), _TEMP_VALID_UNIT)
+        if kind != "none" or _TEMP_NEAR_BAD_NEXT.match(sc.t, m.end()):
+            continue  # "最高100分", "最高40次", "max 40mg": some other quantity
+        if m.group("more") and _is_int(value):
+            value += 0.3
+        start, end = m.start(), m.end()
+        if _in(units.PLAUSIBLE["temperature_c"], value):
+            sc.accept(field, value, start, end)
+        elif _in(units.BARE_FAHRENHEIT_BAND, value):
+            celsius = units.fahrenheit_to_celsius(value)
+            sc.warn("assumed_fahrenheit", field, start, end, value=celsius)
+            sc.accept(field, celsius, start, end)
+
+
 # ---------------------------------------------------------------------------------------------
 # Heart rate, breathing rate, SpO2, glucose
 # ---------------------------------------------------------------------------------------------
@@ -843,6 +891,9 @@ _PER_MIN_COUNT = re.compile(
 _HR_CTX_RE = re.compile(_HR_CTX)
 _RR_CTX_RE = re.compile(_RR_CTX)
 
+# The upper end of a range right after a vital's number: "13-15", "16到18", "120 to 130".
+_RANGE_TAIL = re.compile(rf"\s*(?:-|~|到|至|{WS}to{WE})\s*(?P<hi>{NUM})(?P<hmore>多)?")
+
 Converter = Callable[[_Scan, float, re.Match[str] | None, int, int], float | None]
 
 
@@ -859,19 +910,55 @@ def _scan_vital(
             continue
         if m.groupdict().get("more"):
             value = approx_more(value)
-        kind, unit, end = sc.after_number(m.end(), valid_unit)
+        values = [value]
+        number_end = m.end()
+        tail = _RANGE_TAIL.match(sc.t, number_end)
+        if tail:  # "血糖都在16到18": both ends are hits, the most abnormal one is kept
+            high = _value_with_more(tail.group("hi"), tail.group("hmore"))
+            if high is not None:
+                values.append(high)
+                number_end = tail.end()
+        kind, unit, end = sc.after_number(number_end, valid_unit)
         if kind == "other":
             continue
         if kind == "foreign":
             sc.consume(m.start(), end)
             sc.warn("unknown_unit", field, m.start(), end)
             continue
-        end = end if kind == "valid" else m.end()
-        converted = convert(sc, value, unit if kind == "valid" else None, m.start(), end)
+        end = end if kind == "valid" else number_end
+        valid = unit if kind == "valid" else None
+        if len(values) > 1:
+            value = _most_abnormal_of_range(sc, field, values, valid, convert, m.start(), end)
+        converted = convert(sc, value, valid, m.start(), end)
         if converted is None:
             sc.consume(m.start(), end)
             continue
         sc.accept(field, converted, m.start(), end)
+
+
+def _most_abnormal_of_range(
+    sc: _Scan,
+    field: str,
+    values: list[float],
+    unit: re.Match[str] | None,
+    convert: Converter,
+    start: int,
+    end: int,
+) -> float:
+    """The end of a range that is most abnormal once converted (its warning is emitted later)."""
+    kept = len(sc.warnings)
+    raw_by_hit: dict[int, float] = {}
+    candidates: list[_Hit] = []
+    for raw in values:
+        converted = convert(sc, raw, unit, start, end)
+        if converted is not None and units.is_plausible(field.removeprefix("vitals."), converted):
+            hit = _Hit(converted, "", start)
+            raw_by_hit[id(hit)] = raw
+            candidates.append(hit)
+    del sc.warnings[kept:]  # conversion warnings are emitted again for the chosen end only
+    if not candidates:
+        return values[0]
+    return raw_by_hit[id(_most_abnormal(field, candidates))]
 
 
 def _same(sc: _Scan, value: float, unit: re.Match[str] | None, start: int, end: int) -> float:
@@ -1245,6 +1332,7 @@ def extract_facts(text: str, lang: Lang | None = None) -> ExtractedFacts:
         _extract_age(sc, _AGE_STRONG, priority=1)
         _extract_temperature(sc)
         _extract_vitals(sc)
+        _extract_temperature_near_context(sc)
         _extract_age(sc, _AGE_WEAK, priority=1)
         _extract_duration(sc)
         _extract_age_fallback(sc)

@@ -61,7 +61,7 @@ def build_patient(facts: Facts, present: set[str]) -> Patient:
                        facts.pregnancy_weeks)
     if "newborn_words" in present:
         band = "newborn"
-    elif "child_words" in present:
+    elif "child_words" in present and "infertility" not in present:
         band = "toddler"
     elif "elderly_words" in present:
         band = "elderly"
