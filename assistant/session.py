@@ -171,6 +171,7 @@ class ConversationSession(BaseModel):
     pending_conflicts: list[FactConflict] = Field(default_factory=list)
     last_result: TriageResult | None = None
     shown_warnings: list[str] = Field(default_factory=list)  # fact warnings already shown once
+    confirmed_fields: list[str] = Field(default_factory=list)  # facts the user settled when asked back
 
     # ---- persistence
 
@@ -352,6 +353,8 @@ class ConversationSession(BaseModel):
         conflict = self.pending_conflicts.pop(0)
         name = st.field_name(conflict.field, self._lang)
         value = self._chosen_value(conflict, text)
+        if conflict.field not in self.confirmed_fields:
+            self.confirmed_fields.append(conflict.field)
         if value is not None:
             self.facts = set_fact(self.facts, conflict.field, value)
             notes.append(st.render("conflict_resolved", self._lang, field=name, value=self._show(conflict.field, value)))
@@ -420,8 +423,12 @@ class ConversationSession(BaseModel):
         return st.render(result.level.value, self._lang, level_label=result.level_label, red_flags=red_flags, advice=result.advice)
 
     def _visible_warnings(self, result: TriageResult) -> list[str]:
-        # Conflicts between the text and the stored facts are handled by asking back, not shown.
-        return [w.message for w in result.warnings if w.code != "conflicting_fact"]
+        # Text-versus-stored-fact conflicts are settled by asking back, so the engine's notes about
+        # them would only confuse; "multiple_values" is the extractor's note about several ages.
+        hidden = {"conflicting_fact"}
+        if "age_months" in self.confirmed_fields:
+            hidden.add("multiple_values")
+        return [w.message for w in result.warnings if w.code not in hidden]
 
     def _new_warnings(self, result: TriageResult) -> str:
         fresh = [m for m in self._visible_warnings(result) if m not in self.shown_warnings]

@@ -91,6 +91,42 @@ def test_baby_months_with_later_time_is_duration_not_age() -> None:
     assert flat(extract_facts("咳嗽两周的婴儿")) == {"duration_hours": 336.0}
 
 
+@pytest.mark.parametrize(
+    ("text", "months", "sex"),
+    [
+        ("my daughter (20 months)", 20.0, "female"),
+        ("my daughter (20 months) had a fit", 20.0, "female"),
+        ("my son, 3, has a fever", 36.0, "male"),
+        ("baby (6 wks)", 1.38, None),
+        ("女儿（8个月）", 8.0, "female"),
+        ("孩子（10个月大），发烧", 10.0, None),
+        ("my son (3 yrs old) has a rash", 36.0, "male"),
+        ("my son, 3 months, has a cough", 3.0, "male"),
+        ("宝宝（3天）黄疸", 0.1, None),
+    ],
+)
+def test_age_in_brackets_or_apposition_is_an_age_not_a_duration(
+    text: str, months: float, sex: str | None
+) -> None:
+    result = extract_facts(text)
+    assert result.facts.age_months == pytest.approx(months, abs=0.01)
+    assert result.facts.sex == sex
+    assert result.facts.duration_hours is None
+
+
+def test_apposition_keeps_its_limits() -> None:
+    # A later duration is still a duration; "45 m" after a person is male, not months.
+    assert flat(extract_facts("my daughter (20 months) has had a fever for 2 days")) == {
+        "age_months": 20.0,
+        "sex": "female",
+        "duration_hours": 48.0,
+    }
+    assert flat(extract_facts("my husband, 45 m, chest pain")) == {"age_months": 540.0, "sex": "male"}
+    # Days after a comma may be how long it has lasted: left to the duration rules.
+    assert flat(extract_facts("my son, 3 days of cough")) == {"sex": "male", "duration_hours": 72.0}
+    assert flat(extract_facts("宝宝，3天了")) == {"duration_hours": 72.0}
+
+
 # --------------------------------------------------------------------------------------------
 # Sex and pregnancy
 # --------------------------------------------------------------------------------------------
@@ -146,6 +182,15 @@ PREGNANCY_CASES = [
     ("pregnant at 30 weeks", True, 30.0),
     ("6 months pregnant", True, 26.0),
     ("懷孕8週", True, 8.0),  # traditional
+    ("a woman at 32 weeks of pregnancy", True, 32.0),
+    ("A 33-year-old woman at 30 weeks has a headache", True, 30.0),
+    ("she is 28 weeks", True, 28.0),
+    ("G2P1 at 36 weeks", True, 36.0),
+    ("G2P1, 36 weeks, headache", True, 36.0),
+    ("I'm at 39 weeks and my waters broke", True, 39.0),
+    ("my wife is 34 weeks and bleeding", True, 34.0),
+    ("she's 30+2 weeks", True, 30.3),
+    ("patient is 28 weeks' gestation", True, 28.0),
     ("没有怀孕", False, None),
     ("not pregnant", False, None),
 ]
@@ -162,6 +207,8 @@ def test_pregnancy(text: str, pregnant: bool, weeks: float | None) -> None:
 
 def test_pregnancy_weeks_are_not_a_duration_and_trying_is_not_pregnant() -> None:
     assert "duration_hours" not in flat(extract_facts("孕32周"))
+    assert "duration_hours" not in flat(extract_facts("A 33-year-old woman at 30 weeks has a headache"))
+    assert flat(extract_facts("G2P1 at 36 weeks, headache for 3 hours"))["duration_hours"] == 3.0
     assert extract_facts("在备孕，头痛").facts.pregnant is None
     assert extract_facts("我在避孕").facts.pregnant is None
 
@@ -170,6 +217,23 @@ def test_possible_pregnancy_is_treated_as_pregnant_with_warning() -> None:
     result = extract_facts("可能怀孕了，肚子痛")
     assert result.facts.pregnant is True
     assert codes(result) == ["possible_pregnancy"]
+
+
+@pytest.mark.parametrize(
+    ("text", "hours"),
+    [
+        ("for 3 weeks", 504.0),
+        ("she has had a cough for 3 weeks", 504.0),
+        ("she is 3 weeks postpartum", 504.0),
+        ("she is 5 weeks into a cough", 840.0),
+        ("I am 3 weeks post op", 504.0),
+        ("my baby girl, she is 6 weeks", 1008.0),  # with a child around, "she" may be the baby
+    ],
+)
+def test_weeks_without_pregnancy_cue_stay_a_duration(text: str, hours: float) -> None:
+    facts = extract_facts(text).facts
+    assert facts.duration_hours == hours
+    assert facts.pregnant is None and facts.pregnancy_weeks is None
 
 
 # --------------------------------------------------------------------------------------------
@@ -238,6 +302,57 @@ def test_missing_decimal_point_in_temperature_context() -> None:
     assert codes(result) == ["assumed_decimal_point"]
 
 
+@pytest.mark.parametrize(
+    ("text", "celsius"),
+    [
+        ("发烧第三天了，最高39.2", 39.2),
+        ("发烧第三天了，最高39.2。", 39.2),
+        ("烧到39", 39.0),
+        ("最高烧到40.1", 40.1),
+        ("峰值39.5", 39.5),
+        ("fever, highest 39.4", 39.4),
+        ("fever since yesterday, highest 39.4 last night", 39.4),
+        ("temp 38.9", 38.9),
+        ("发烧了，最高到39多", 39.3),
+        ("发烧两天，最高40，吃了退烧药", 40.0),
+        ("体温今天早上39.2", 39.2),
+        ("fever 39 and cough", 39.0),
+    ],
+)
+def test_bare_number_near_fever_word_is_a_temperature(text: str, celsius: float) -> None:
+    result = extract_facts(text)
+    assert result.facts.vitals.temperature_c == pytest.approx(celsius)
+    assert codes(result) == []
+
+
+def test_bare_peak_in_fahrenheit_band_is_converted_with_warning() -> None:
+    for text in ("max temp 102", "fever, highest 102"):
+        result = extract_facts(text)
+        assert result.facts.vitals.temperature_c == pytest.approx(38.9)
+        assert codes(result) == ["assumed_fahrenheit"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("最高100分", {}),  # a score, not a temperature
+        ("体重最高40", {}),
+        ("发烧，体重40", {}),
+        ("发烧，吃了40", {}),
+        ("max 40 mg", {}),
+        ("今天最高气温38度", {}),  # the weather
+        ("心率最高40", {"vitals.heart_rate": 40.0}),
+        ("最高血压40", {"vitals.systolic_bp": 40.0}),
+        ("发烧，男，40", {"age_months": 480.0, "sex": "male"}),
+        ("fever, she is 40", {"age_months": 480.0, "sex": "female"}),
+    ],
+)
+def test_peak_words_do_not_grab_other_numbers(text: str, expected: dict[str, object]) -> None:
+    result = extract_facts(text)
+    assert flat(result) == expected
+    assert codes(result) == []
+
+
 @pytest.mark.parametrize("text", ["室温25℃", "零下5度", "二度烧伤", "空调开到26度", "it's 5c outside"])
 def test_non_body_temperatures_ignored(text: str) -> None:
     result = extract_facts(text)
@@ -263,6 +378,10 @@ DURATION_CASES = [
     ("30分钟前", 0.5),
     ("3天前开始发烧", 72.0),
     ("发烧第3天", 60.0),
+    ("发烧第三天", 60.0),  # 第N天 = N*24 - 12 h, the middle of day N
+    ("发烧第一天", 12.0),
+    ("day 3 of fever", 60.0),
+    ("it's the 2nd day of my cough", 36.0),
     ("3 hours", 3.0),
     ("2 days", 48.0),
     ("fever x 3 days", 72.0),
@@ -353,6 +472,56 @@ def test_vital(text: str, field: str, value: float) -> None:
 def test_high_and_low_pressure_words() -> None:
     vitals = extract_facts("高压180低压110").facts.vitals
     assert (vitals.systolic_bp, vitals.diastolic_bp) == (180.0, 110.0)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "高压185低压115",
+        "高压185，低压115",
+        "上压185下压115",  # 下 after a number is not a count here
+        "BP 185 over 115",
+        "blood pressure was 185 over 115",
+        "血压185/115mmHg",
+        "血压 185/115 mmhg，头痛",
+        "高压185mmhg低压115mmhg",
+    ],
+)
+def test_blood_pressure_written_forms(text: str) -> None:
+    result = extract_facts(text)
+    assert (result.facts.vitals.systolic_bp, result.facts.vitals.diastolic_bp) == (185.0, 115.0)
+    assert codes(result) == []
+
+
+def test_blood_pressure_high_word_and_chronic_history() -> None:
+    assert flat(extract_facts("血压高185")) == {"vitals.systolic_bp": 185.0}
+    assert flat(extract_facts("血压高2年，今天头痛3小时")) == {"duration_hours": 3.0}
+
+
+@pytest.mark.parametrize(
+    ("text", "field", "value"),
+    [
+        ("空腹血糖都在16到18", "glucose_mmol", 18.0),
+        ("血糖一直13-15", "glucose_mmol", 15.0),
+        ("血糖在16~18mmol/L", "glucose_mmol", 18.0),
+        ("sugar 15 to 18", "glucose_mmol", 18.0),
+        ("血糖2.5到3", "glucose_mmol", 2.5),  # low range: the low end is the abnormal one
+        ("心率120-130次/分", "heart_rate", 130.0),
+        ("血氧90-92%", "spo2", 90.0),
+    ],
+)
+def test_vital_range_keeps_most_abnormal_end(text: str, field: str, value: float) -> None:
+    result = extract_facts(text)
+    assert getattr(result.facts.vitals, field) == pytest.approx(value)
+    assert codes(result) == []
+
+
+def test_glucose_range_in_mg_dl_warns_about_the_chosen_end() -> None:
+    result = extract_facts("blood sugar 250-300")
+    assert result.facts.vitals.glucose_mmol == 16.7
+    assert codes(result) == ["assumed_mg_dl"]
+    assert "16.7" in result.warnings[0].message_en
+    assert codes(extract_facts("血糖80到90 mmol/L")) == ["implausible_glucose"]
 
 
 def test_full_vital_line() -> None:

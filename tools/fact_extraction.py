@@ -17,8 +17,15 @@ Fills Facts.age_months, sex, pregnant, pregnancy_weeks, duration_hours and vital
 * Approximations: "多" = lower third of the implied range (70多岁 → 73 y, 一个多月 → 1.3 months) but
   +0.3 °C for temperature (39度多 → 39.3; not 39.5, which would over-state); ranges take the upper
   bound (38-39度 → 39, 两三天 → 3 d); "新生儿" with no number → 0.5 months; relative times are rough
-  (刚才/just now 0.5 h, 今天早上 6 h, 昨晚 12 h, 昨天/since yesterday 24 h, 前天 48 h, 上周 168 h).
-* Several values of one vital: the most abnormal is kept (errs towards urgency); several
+  (刚才/just now 0.5 h, 今天早上 6 h, 昨晚 12 h, 昨天/since yesterday 24 h, 前天 48 h, 上周 168 h);
+  "第N天"/"day N of" = N*24 - 12 h (the middle of day N: 发烧第三天 → 60 h).
+* A bare number counts as a temperature only in the body band (34–43.5, or 95–110 as °F with a
+  warning) and a few filler words after a fever/peak word ("发烧第三天了，最高39.2", "峰值39.5",
+  "fever, highest 39.4"); an age in brackets after a person ("my daughter (20 months)",
+  "女儿（8个月）") is an age; "woman at 30 weeks" / "she is 28 weeks" / "G2P1 at 36 weeks" is a
+  pregnancy (not with a child around for she/I), "for 3 weeks" stays a duration.
+* Several values of one vital, or a range ("血糖都在16到18"): the most abnormal is kept
+  (errs towards urgency); several
   durations: the first explicit one (relative words only when there is none); several different
   ages: the first, plus a `multiple_values` warning (the speaker may have given their own age).
 * Sex is taken from the most explicit cue: 男/女/male/woman… > 儿子/女儿/son/daughter >
@@ -279,7 +286,12 @@ _BP_PART = re.compile(
     + WE
     + rf"){FILL}(?P<num>{NUM})(?P<more>多)?"
 )
-_BP_SINGLE = re.compile(rf"(?P<ctx>{_BP_CTX}){FILL}(?P<num>{NUM})(?P<more>多)?(?!\s*(?:/|\d))")
+# "血压高185": the word 高 between keyword and number says "high", not "systolic".
+_BP_SINGLE = re.compile(
+    rf"(?P<ctx>{_BP_CTX})(?:(?:有点|很|偏|太|特别)?高(?:到|达)?)?{FILL}(?P<num>{NUM})(?P<more>多)?(?!\s*(?:/|\d))"
+)
+# "上压185下压115": 下 right after a number is usually a count ("120下"), here the next part.
+_BP_NEXT_PART = re.compile(r"\s*(?:下压|低压|舒张压)")
 
 
 def _value_with_more(token: str, more: str | None) -> float | None:
@@ -322,6 +334,8 @@ def _extract_blood_pressure(sc: _Scan) -> None:
         if value is None:
             continue
         kind, unit, end = sc.after_number(m.end(), _BP_UNIT)
+        if kind == "other" and _BP_NEXT_PART.match(sc.t, m.end()):
+            kind = "none"
         if kind == "other":
             continue
         if kind == "foreign":
@@ -395,6 +409,52 @@ _PREG_WEEKS = [
         rf"(?:\+(?P<d1>\d))?\s*(?:weeks?|wks?|w){WE}"
     ),
 ]
+# English clinical style without the word "pregnant": "a woman at 30 weeks", "she is 28 weeks",
+# "G2P1 at 36 weeks". Only an adult female subject (or obstetric G/P notation) followed by
+# "at/is" makes the weeks a gestation; "for 3 weeks" stays a duration.
+_PREG_EN_SUBJECT = re.compile(
+    WS
+    + r"(?P<subj>(?P<gp>g\d{1,2}\s*p\d{1,4}(?:-?\d){0,3}|gravida \d{1,2}|"
+    r"primigravida|multigravida|primip|multip)|"
+    r"(?P<pronoun>she|i|patient|pt)|woman|lady|wife|girlfriend|partner|mother|mom|mum)"
+    + WE
+    + r"(?P<mid>(?:'s|'m|\s*,)?(?:\s+(?:who|is|am|at|currently|now|about|around|approximately|approx\.?|"
+    r"only|already|just|almost|nearly))*\s+)"
+    rf"(?P<w>\d{{1,2}}(?:\.\d)?)(?:\+(?P<d1>\d))?\s*-?\s*(?:weeks?|wks?|wk|w)'?{WE}"
+    r"(?:\s*(?:\+|and)?\s*(?P<d2>\d)\s*(?:days?|d)(?![a-z]))?"
+    r"(?!\s*(?:(?:old|ago|later|before|after|since|post|postpartum|postnatal|out|from)(?![a-z])|"
+    r"of (?!pregnancy|gestation)|into (?!(?:my|her|the) pregnancy)))"
+)
+_PREG_EN_LINK = re.compile(r"\b(?:at|is|am)\b|'s|'m")
+# With "she"/"I"/"patient" the weeks may be a baby's age ("my baby girl, she is 6 weeks").
+_CHILD_IN_TEXT = re.compile(
+    r"宝宝|孩子|婴儿|女儿|儿子|新生儿|"
+    + WS
+    + r"(?:baby|babies|infant|newborn|daughter|son|girl|boy|child|kid|toddler)"
+    + WE
+)
+_PREG_EN_WEEKS_BAND = (4.0, 44.0)
+
+
+def _extract_pregnancy_en_subject(sc: _Scan) -> None:
+    for m in sc.finditer(_PREG_EN_SUBJECT):
+        if not m.group("gp") and not _PREG_EN_LINK.search(m.group("mid")):
+            continue  # "woman 30 weeks" without at/is: too loose
+        if m.group("pronoun") and _CHILD_IN_TEXT.search(sc.t):
+            continue
+        weeks = _num(m.group("w"))
+        if weeks is None or not _in(_PREG_EN_WEEKS_BAND, weeks):
+            continue
+        days = _num(m.group("d1") or m.group("d2"))
+        if days is not None and days < 7:
+            weeks += days / 7
+        start = m.end("subj")
+        while start < m.start("w") and sc.t[start] in " ,'":
+            start += 1
+        if sc.accept("pregnancy_weeks", round(weeks, 1), start, m.end()):
+            sc.add("pregnant", _Hit(True, sc.t[start : m.end()].strip(), start))
+
+
 _PREG_MONTHS = [
     re.compile(rf"{_PREG_PREFIX}(?P<m>{NUM})(?P<more>多)?(?:个)?(?P<half>半)?(?P<more2>多)?月"),
     re.compile(rf"(?P<m>{NUM})(?P<more>多)?个(?P<half>半)?(?P<more2>多)?月(?:的)?(?:身孕|孕妇)"),
@@ -442,6 +502,7 @@ def _extract_pregnancy(sc: _Scan) -> None:
                 weeks += days / 7
             if sc.accept("pregnancy_weeks", round(weeks, 1), m.start(), m.end()):
                 sc.add("pregnant", _Hit(True, m.group(0).strip(), m.start()))
+    _extract_pregnancy_en_subject(sc)
     for pattern in _PREG_MONTHS:
         for m in sc.finditer(pattern):
             months = _num(m.group("m"))
@@ -534,6 +595,62 @@ _AGE_STRONG: list[tuple[re.Pattern[str], str]] = [
     ),
     (re.compile(rf"(?:年龄|年纪)(?:是|为|:|\s)*(?P<num>{NUM})(?P<more>多)?"), "year"),
 ]
+# An age in brackets or apposition right after a person noun: "my daughter (20 months)",
+# "baby (6 wks)", "女儿（8个月）", "my son, 3 months, …". Days only inside brackets, where
+# "宝宝，3天" (which may be a duration) cannot be meant.
+_PERSON_NOUN = (
+    r"(?:老公|老婆|丈夫|妻子|爸爸|妈妈|爸|妈|父亲|母亲|爷爷|奶奶|外公|外婆|儿子|女儿|闺女|孩子|小孩|宝宝|宝贝|婴儿|"
+    r"男宝|女宝|男婴|女婴|患儿|患者|病人|"
+    + WS
+    + r"(?:husband|wife|father|mother|dad|mom|mum|son|daughter|child|kid|baby|infant|toddler|newborn|"
+    r"boy|girl|patient|grandma|grandpa|grandson|granddaughter|nephew|niece|brother|sister)"
+    + WE
+    + r")"
+)
+_AGE_APPOSITION_UNIT = (
+    r"(?:个(?P<half>半)?(?P<more2>多)?月|岁|周岁|(?P<unit>周|星期)|"
+    r"(?P<unit_en>years?|yrs?|yr|y|months?|mos?|mo|weeks?|wks?|wk)"  # no bare m/w: "45 m" is male
+    + WE
+    + r")"
+)
+_AGE_APPOSITION = re.compile(
+    rf"{_PERSON_NOUN}\s*(?:(?P<paren>[(（])|[,，])\s*(?P<num>{NUM})(?P<more>多)?\s*-?\s*"
+    rf"(?:{_AGE_APPOSITION_UNIT}|(?P<days>天|days?{WE}|d{WE}))(?:\s*-?\s*(?:old|大|龄))?\s*(?=[)）,，;；]|$)"
+)
+_APPOSITION_UNITS = {
+    "y": "year", "yr": "year", "yrs": "year", "year": "year", "years": "year",
+    "mo": "month", "mos": "month", "month": "month", "months": "month",
+    "wk": "week", "wks": "week", "week": "week", "weeks": "week",
+}
+
+
+def _extract_age_apposition(sc: _Scan) -> None:
+    for m in sc.finditer(_AGE_APPOSITION):
+        if m.group("days") and not m.group("paren"):
+            continue
+        if any(s <= m.start() < e for s, e in sc.speaker_spans):
+            continue  # "我是孩子妈妈，32岁": the speaker's age, left to the ordinary rules
+        value = _num(m.group("num"))
+        if value is None:
+            continue
+        if m.group("more") or m.group("more2"):
+            value = approx_more(value)
+        if m.group("half"):
+            value += 0.5
+        matched = sc.t[m.end("num") : m.end()]
+        if m.group("days"):
+            unit = "day"
+        elif m.group("unit"):
+            unit = "week"
+        elif m.group("unit_en"):
+            unit = _APPOSITION_UNITS[m.group("unit_en")]
+        else:
+            unit = "month" if "月" in matched else "year"
+        start = m.start("num") - (1 if m.group("paren") else 0)
+        if sc.accept("age_months", units.to_months(value, unit), start, m.end()):
+            sc.hits["age_months"][-1].linked = True
+
+
 # "45m" / "32 f" only where a letter cannot be metres/minutes: end of clause or "with…".
 _SEX_LETTER_END = r"\s*(?:[,;.:]|$|with|w/|c/o|presents|presenting|complain|has|had)"
 _AGE_WEAK: list[tuple[re.Pattern[str], str]] = [
@@ -1026,7 +1143,16 @@ _DUR_ZH_SKIP_AFTER = re.compile(
     rf"两头|到晚|比|\s*(?:{NUM})\s*(?:次|顿|片|粒|回|袋|支|包|趟)|后|以后|之后|级|代|纪|份|底|初|岁|年(?!前)|号|"
     r"一次|上午|下午|晚上"
 )
+# "发烧第三天" / "day 3 of fever": day N has lasted between (N-1)*24 and N*24 hours; we take the
+# middle, N*24 - 12 (第一天 → 12 h, 第三天 → 60 h), so neither bound is over- or under-stated.
 _DUR_ZH_DAY_N = re.compile(rf"第(?P<num>{NUM})天")
+_DUR_EN_DAY_N = re.compile(
+    rf"{WS}(?:day (?P<num>\d{{1,2}})|(?P<num2>\d{{1,2}})(?:st|nd|rd|th) day) of{WE}"
+)
+
+
+def _day_n_hours(day: float) -> float:
+    return round(day * 24 - 12, 2)
 _EN_DURATION_UNITS = {
     "minute": "minute", "minutes": "minute", "min": "minute", "mins": "minute",
     "hour": "hour", "hours": "hour", "hr": "hour", "hrs": "hour", "h": "hour",
@@ -1043,7 +1169,7 @@ _DUR_EN_SHORT = re.compile(rf"(?<![\d.a-z])(?P<num>\d+(?:\.\d+)?)(?P<unit>h|d|w|
 _DUR_EN_SKIP_BEFORE = re.compile(r"(?:every|each|per|times?|twice|once|thrice)\s*$")
 _DUR_EN_SKIP_AFTER = re.compile(r"\s*-?\s*(?:old|later|from now|pregnant)(?![a-z])")
 _CHRONIC_BEFORE = re.compile(
-    r"(?:高血压|糖尿病|冠心病|心脏病|慢阻肺|哮喘|肾病|病史|吸烟|抽烟|烟龄|饮酒|喝酒|"
+    r"(?:高血压|血压高|血糖高|糖尿病|冠心病|心脏病|慢阻肺|哮喘|肾病|病史|吸烟|抽烟|烟龄|饮酒|喝酒|"
     r"diabet\w*|hypertension|high blood pressure|asthma|copd|smok\w*|history|hx|drink\w*)[^，,。.;；]{0,8}$"
 )
 
@@ -1107,7 +1233,12 @@ def _extract_duration(sc: _Scan) -> None:
         value = _num(m.group("num"))
         if value is not None and value >= 1:
             sc.consume(m.start(), m.end())
-            sc.add(field, _Hit(round((value - 0.5) * 24, 2), m.group(0), m.start()))
+            sc.add(field, _Hit(_day_n_hours(value), m.group(0), m.start()))
+    for m in sc.finditer(_DUR_EN_DAY_N):
+        value = _num(m.group("num") or m.group("num2"))
+        if value is not None and value >= 1:
+            sc.consume(m.start(), m.end())
+            sc.add(field, _Hit(_day_n_hours(value), m.group(0), m.start()))
     for pattern in (_DUR_EN, _DUR_EN_SHORT):
         for m in sc.finditer(pattern):
             if _DUR_EN_SKIP_BEFORE.search(t[max(0, m.start() - 8) : m.start()]):
@@ -1329,6 +1460,7 @@ def extract_facts(text: str, lang: Lang | None = None) -> ExtractedFacts:
     if normalized:
         _extract_blood_pressure(sc)
         _extract_pregnancy(sc)
+        _extract_age_apposition(sc)
         _extract_age(sc, _AGE_STRONG, priority=1)
         _extract_temperature(sc)
         _extract_vitals(sc)
