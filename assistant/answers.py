@@ -87,9 +87,23 @@ _AGE_SMALL_UNITS = re.compile(
     r"(?P<tail>(?:\s*(?:old|大|了|左右))*)(?![a-z])"
 )
 _SMALL_UNIT_KIND = {
-    "个多月": "month", "个半月": "month", "个月": "month", "月龄": "month", "month": "month",
-    "months": "month", "mo": "month", "mos": "month", "周": "week", "星期": "week", "week": "week",
-    "weeks": "week", "wk": "week", "wks": "week", "天": "day", "day": "day", "days": "day",
+    "个多月": "month",
+    "个半月": "month",
+    "个月": "month",
+    "月龄": "month",
+    "month": "month",
+    "months": "month",
+    "mo": "month",
+    "mos": "month",
+    "周": "week",
+    "星期": "week",
+    "week": "week",
+    "weeks": "week",
+    "wk": "week",
+    "wks": "week",
+    "天": "day",
+    "day": "day",
+    "days": "day",
 }
 
 
@@ -136,12 +150,16 @@ def _choice_words() -> list[tuple[str, Choice]]:
 
 
 def conflict_choice(text: str) -> Choice | None:
-    """"之前的" / "the first one" -> earlier; "现在的" / "now" -> later; None when unclear or both."""
+    """ "之前的" / "the first one" -> earlier; "现在的" / "now" -> later; None when unclear or both."""
     t = clean(text)
     found: set[Choice] = set()
     rest = t
     for word, choice in _choice_words():
-        pattern = re.escape(word) if re.search(r"[\u4e00-\u9fff]", word) else rf"(?<![a-z]){re.escape(word)}(?![a-z])"
+        pattern = (
+            re.escape(word)
+            if re.search(r"[\u4e00-\u9fff]", word)
+            else rf"(?<![a-z]){re.escape(word)}(?![a-z])"
+        )
         if re.search(pattern, rest):
             found.add(choice)
             rest = re.sub(pattern, " ", rest)  # "现在的" must not also count as "现在" + "的"

@@ -61,7 +61,12 @@ ASK_BACK_FIELDS = (
 )
 KEEP_FIRST_FIELDS = ("sex", "duration_hours")
 # Differences smaller than this are the same value said twice (absolute, else 5 % relative).
-_ABSOLUTE_TOLERANCE = {"vitals.temperature_c": 0.2, "vitals.spo2": 1.0, "age_months": 0.5, "pregnancy_weeks": 0.5}
+_ABSOLUTE_TOLERANCE = {
+    "vitals.temperature_c": 0.2,
+    "vitals.spo2": 1.0,
+    "age_months": 0.5,
+    "pregnancy_weeks": 0.5,
+}
 _RELATIVE_TOLERANCE = 0.05
 
 ReplyKind = Literal["assessment", "emergency", "question", "error"]
@@ -234,10 +239,16 @@ class ConversationSession(BaseModel):
             segments, new_facts = [text], extract_facts(text, lang=self.lang).facts
 
         self.facts, conflicts = merge_facts(self.facts, new_facts)
-        self.pending_conflicts += [c for c in conflicts if c.field not in {p.field for p in self.pending_conflicts}]
-        description = _SEGMENT_SEPARATOR.join([self.description, *segments]).strip() if segments else self.description
+        self.pending_conflicts += [
+            c for c in conflicts if c.field not in {p.field for p in self.pending_conflicts}
+        ]
+        description = (
+            _SEGMENT_SEPARATOR.join([self.description, *segments]).strip() if segments else self.description
+        )
         if len(description) > MAX_DESCRIPTION_CHARS:
-            return self._error("conversation_too_long", "error_conversation_too_long", limit=MAX_DESCRIPTION_CHARS)
+            return self._error(
+                "conversation_too_long", "error_conversation_too_long", limit=MAX_DESCRIPTION_CHARS
+            )
         self.description = description
         self.turns.append(text)
         return self._respond(notes)
@@ -250,7 +261,9 @@ class ConversationSession(BaseModel):
             return TurnReply(kind="emergency", text=self._emergency_text(result), result=result)
         if self.pending_conflicts:
             question = self._conflict_question(self.pending_conflicts[0])
-            return TurnReply(kind="question", text=_join(notes, question.question), result=result, question=question)
+            return TurnReply(
+                kind="question", text=_join(notes, question.question), result=result, question=question
+            )
         question = self._next_question(result)
         if question is not None:
             self.pending_question = question
@@ -262,7 +275,12 @@ class ConversationSession(BaseModel):
                 question=question.question,
                 hint=st.render(f"hint_{question.kind}", self._lang),
             )
-            return TurnReply(kind="question", text=_join(notes, self._new_warnings(result), text), result=result, question=question)
+            return TurnReply(
+                kind="question",
+                text=_join(notes, self._new_warnings(result), text),
+                result=result,
+                question=question,
+            )
         return TurnReply(kind="assessment", text=_join(notes, self._assessment_text(result)), result=result)
 
     @property
@@ -357,13 +375,19 @@ class ConversationSession(BaseModel):
             self.confirmed_fields.append(conflict.field)
         if value is not None:
             self.facts = set_fact(self.facts, conflict.field, value)
-            notes.append(st.render("conflict_resolved", self._lang, field=name, value=self._show(conflict.field, value)))
+            notes.append(
+                st.render(
+                    "conflict_resolved", self._lang, field=name, value=self._show(conflict.field, value)
+                )
+            )
             return [], Facts()
         # No clear choice: take the value that gives the more urgent level, and read the text
         # as an ordinary message (it may describe something new).
         value = self._more_urgent_value(conflict)
         self.facts = set_fact(self.facts, conflict.field, value)
-        notes.append(st.render("conflict_unclear", self._lang, field=name, value=self._show(conflict.field, value)))
+        notes.append(
+            st.render("conflict_unclear", self._lang, field=name, value=self._show(conflict.field, value))
+        )
         return [text], extract_facts(text, lang=self._lang).facts
 
     def _chosen_value(self, conflict: FactConflict, text: str) -> FactValue | None:
@@ -394,7 +418,9 @@ class ConversationSession(BaseModel):
             facts = set_fact(self.facts, conflict.field, value)
             return assess(TriageInput(text=self.description or "-", lang=self.lang, facts=facts)).level.rank
 
-        return conflict.later if level_with(conflict.later) > level_with(conflict.earlier) else conflict.earlier
+        return (
+            conflict.later if level_with(conflict.later) > level_with(conflict.earlier) else conflict.earlier
+        )
 
     # ---- wording
 
@@ -415,12 +441,20 @@ class ConversationSession(BaseModel):
         return st.render("list_separator", self._lang).join(d.name for d in result.departments)
 
     def _summary(self, result: TriageResult) -> str:
-        return st.render("summary", self._lang, level_label=result.level_label, departments=self._departments(result))
+        return st.render(
+            "summary", self._lang, level_label=result.level_label, departments=self._departments(result)
+        )
 
     def _emergency_text(self, result: TriageResult) -> str:
         names = st.render("list_separator", self._lang).join(dict.fromkeys(f.name for f in result.red_flags))
         red_flags = st.render("red_flags", self._lang, names=names) if names else ""
-        return st.render(result.level.value, self._lang, level_label=result.level_label, red_flags=red_flags, advice=result.advice)
+        return st.render(
+            result.level.value,
+            self._lang,
+            level_label=result.level_label,
+            red_flags=red_flags,
+            advice=result.advice,
+        )
 
     def _visible_warnings(self, result: TriageResult) -> list[str]:
         # Text-versus-stored-fact conflicts are settled by asking back, so the engine's notes about
