@@ -69,10 +69,17 @@ class _Chat:
         return True
 
 
-def run_chat(lang: str | None = None, stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout) -> int:
-    """Reads user lines until EOF or /quit and prints one reply per line. Returns the exit code."""
+def run_chat(lang: str | None = None, stdin: TextIO | None = None, stdout: TextIO | None = None) -> int:
+    """Reads user lines until EOF or /quit and prints one reply per line. Returns the exit code.
+
+    stdin/stdout default to the process streams at call time (not import time, so captured
+    streams in tests and redirected streams work)."""
+    stdin = stdin if stdin is not None else sys.stdin
+    stdout = stdout if stdout is not None else sys.stdout
     if stdout is sys.stdout:
         _tolerate_unencodable(stdout)
+    if stdin is sys.stdin and hasattr(stdin, "reconfigure"):
+        stdin.reconfigure(errors="replace")  # stray non-UTF-8 bytes become U+FFFD, not a crash
     chat = _Chat(cast(Lang, lang) if lang in ("zh", "en") else None, stdout)
     interactive = _is_tty(stdin)
     chat.say(st.render_any("cli_welcome", chat.session.lang))

@@ -282,3 +282,51 @@ def test_unknown_level_is_refused(data_copy: Path) -> None:
 def test_changed_data_changes_the_rules_version(data_copy: Path) -> None:
     _edit(data_copy / "typos.yaml", "抽蓄: 抽搐", "抽蓄: 抽搐\n  抽出: 抽搐")
     assert load_rulebook(data_copy).version != RULES.version
+
+
+# --- follow-up questions: the conversation adds yes_text / no_text to the description, so the
+# engine must read each answer sentence the way the question means it.
+def _question_cases() -> list[tuple[str, str, str]]:
+    from tools.rulebook import load_rulebook
+
+    cases = []
+    for qid, q in load_rulebook().questions.items():
+        if q.concepts and q.yes_text and q.no_text:
+            for lang in ("zh", "en"):
+                cases.append((qid, lang, "yes"))
+                cases.append((qid, lang, "no"))
+    return cases
+
+
+@pytest.mark.parametrize(("qid", "lang", "answer"), _question_cases())
+def test_question_answer_sentences_read_as_meant(qid: str, lang: str, answer: str) -> None:
+    from tools.rulebook import load_rulebook
+    from tools.triage import _engine
+    from tools.fact_extraction import normalize_text
+
+    q = load_rulebook().questions[qid]
+    sentence = (q.yes_text if answer == "yes" else q.no_text).get(lang)
+    match = _engine().matcher.match(normalize_text(sentence))
+    present = set(match.present())
+    # "inverted" questions ("can you walk?") mean the concept is present on "no"
+    affirmative = (answer == "yes") != q.inverted
+    if affirmative:
+        assert present & set(q.concepts), f"{qid}/{lang}: {sentence!r} should match one of {q.concepts}"
+    else:
+        alarming = set(q.concepts) - {"well_appearing", "mild", "chronic_course"}
+        assert not (present & alarming), f"{qid}/{lang}: {sentence!r} must not affirm {sorted(alarming)}"
+
+
+@pytest.mark.parametrize(("qid", "lang"), sorted({(c[0], c[1]) for c in _question_cases()}))
+def test_question_no_answer_never_raises_the_level(qid: str, lang: str) -> None:
+    from tools.rulebook import load_rulebook
+    from tools.triage import assess
+    from tools.triage_models import TriageInput
+
+    q = load_rulebook().questions[qid]
+    base = "头痛两天" if lang == "zh" else "headache for two days"
+    sep = "，" if lang == "zh" else ", "
+    before = assess(TriageInput(text=base, lang=lang)).level
+    reassuring = q.yes_text if q.inverted else q.no_text
+    after = assess(TriageInput(text=base + sep + reassuring.get(lang), lang=lang)).level
+    assert after.rank <= before.rank, f"{qid}/{lang}: {reassuring.get(lang)!r} raised {before} -> {after}"

@@ -131,18 +131,35 @@ def test_a_description_instead_of_yes_no_is_read_as_text() -> None:
     assert session.description.splitlines()[-1] == "有点恶心"
 
 
+def answer_until(session: ConversationSession, question_id: str, answer: str, limit: int = 8) -> None:
+    for _ in range(limit):
+        pending = session.pending_question
+        assert pending is not None, f"{question_id} was never asked"
+        if pending.id == question_id:
+            return
+        session.handle_user_message(answer)
+    raise AssertionError(f"{question_id} was not reached")
+
+
 def test_bare_number_answers_the_temperature_question() -> None:
-    session, replies = talk(["我儿子3岁，发烧两天了"])
-    replies += [
-        session.handle_user_message("不知道")
-        for _ in range(6)
-        if session.pending_question is not None and session.pending_question.id != "temperature"
-    ]
-    assert session.pending_question is not None and session.pending_question.id == "temperature"
+    session, _ = talk(["我儿子3岁，发烧两天了"])
+    answer_until(session, "temperature", "不知道")
     reply = session.handle_user_message("101")  # °F, converted with a warning
     assert session.facts.vitals.temperature_c == pytest.approx(38.3)
+    assert "体温101" in session.description.splitlines()  # read in the question's context
     assert reply.result is not None
     assert any(w.code == "assumed_fahrenheit" for w in reply.result.warnings)
+    assert "华氏" in reply.text or "°F" in reply.text or "℉" in reply.text  # the warning is shown
+
+
+def test_implausible_number_is_not_stored_and_asks_to_remeasure() -> None:
+    session, _ = talk(["我儿子3岁，发烧两天了"])
+    answer_until(session, "temperature", "不知道")
+    reply = session.handle_user_message("50")
+    assert session.facts.vitals.temperature_c is None
+    assert reply.result is not None
+    assert any(w.code == "implausible_temperature" for w in reply.result.warnings)
+    assert "重新测量" in reply.text
 
 
 def test_pregnancy_answer_fills_the_structured_fact() -> None:
@@ -167,6 +184,14 @@ def test_red_flag_mid_conversation_gives_emergency_advice_at_once(first: str) ->
     assert reply.result is not None and reply.result.level == L.emergency_ambulance
     assert "120" in reply.text
     assert reply.question is None and session.pending_question is None
+
+
+def test_red_flag_while_a_conflict_is_pending_gives_emergency_advice() -> None:
+    session, _ = talk(["我今年30岁，肚子疼", "其实我35岁"])
+    assert session.pending_conflicts
+    reply = session.handle_user_message("突然说话不清，嘴歪了")
+    assert reply.kind == "emergency" and "120" in reply.text
+    assert not session.pending_conflicts and session.pending_question is None
 
 
 def test_emergency_department_level_also_names_120() -> None:

@@ -33,13 +33,14 @@ _EN_CLAUSE_BREAK = re.compile(
 # Chinese negation cues. Strong cues may stand a few characters before the symptom
 # ("没有明显的胸痛"); weak single-character cues must be directly before it.
 _ZH_NEG_CUE = re.compile(
-    r"没有|否认|并无|并没有|从没|从未|从来没|未见|未|没|无|不(?!过|停|断|止|住|适|舒服|好|行|到|了|知|清|确|说)"
+    r"没有|否认|并无|并没有|从没|从未|从来没|未见|不是|未|没|无|不(?!过|停|断|止|住|适|舒服|好|行|到|了|知|清|确|说)"
 )
 _ZH_WEAK_CUES = {"不", "没", "无"}
 _ZH_FILLERS = {"", "怎么", "太", "再", "是", "会", "觉得", "感觉", "有", "什么", "怎么样"}
 # A gap pattern that swallowed a denial of the symptom itself: "脚没痛过", "骨头按着不痛".
 _NEGATED_INSIDE = re.compile(
-    r"(没有?|不|无|未)(怎么|太|再|是|会|觉得|有)?(痛|疼|肿|红|胀|闷|烧|热|痒|出血|流血|吐|咳|喘|晕|麻)(过|了)?$"
+    r"(没有?|不|无|未)(怎么|太|再|是|会|觉得|有|算|很|太)?"
+    r"(痛|疼|肿|红|胀|闷|烧|热|痒|血|出血|流血|吐|咳|喘|晕|麻|硬|僵|黑|剧烈|厉害|严重|明显)(过|了)?$"
 )
 _EN_NEG = re.compile(
     r"\b(no|not|denies|denied|denying|without|never|negative for|free of|absence of|nor|"
@@ -150,6 +151,7 @@ class ConceptMatcher:
             )
             for name, start, end, fuzzy in raw
         ]
+        hits = [_negated_by_container(h, hits, text) for h in hits]
         hits.sort(key=lambda h: (h.start, h.concept))
         return MatchResult(hits=hits)
 
@@ -189,6 +191,22 @@ class ConceptMatcher:
                     found.append((name, m.start(), m.end(), True))
                     already = already | {name}
         return found
+
+
+_CONTAINER_NEG_END = re.compile(r"(不|没有?|无|未|\bnot|\bno)\s*(太|很|怎么|是|算|that|very|so)?\s*$")
+
+
+def _negated_by_container(hit: Hit, hits: list[Hit], text: str) -> Hit:
+    """A hit inside a longer phrase that denies it ("不厉害", "腹痛不剧烈", "not severe") is negated,
+    even though the cue belongs to the longer phrase's span."""
+    if hit.negated:
+        return hit
+    for other in hits:
+        if other is hit or not (other.start < hit.start and hit.end <= other.end):
+            continue
+        if _CONTAINER_NEG_END.search(text[other.start : hit.start]):
+            return Hit(hit.concept, hit.start, hit.end, hit.text, True, hit.clause, hit.fuzzy)
+    return hit
 
 
 def _overlaps_same(hit: tuple[str, int, int, bool], others: list[tuple[str, int, int, bool]]) -> bool:
