@@ -36,7 +36,8 @@ _ZH_NEG_CUE = re.compile(
     r"没有|否认|并无|并没有|从没|从未|从来没|未见|不是|未|没|无|不(?!过|停|断|止|住|适|舒服|好|行|到|了|知|清|确|说)"
 )
 _ZH_WEAK_CUES = {"不", "没", "无"}
-_ZH_FILLERS = {"", "怎么", "太", "再", "是", "会", "觉得", "感觉", "有", "什么", "怎么样"}
+_ZH_FILLERS = {"", "怎么", "太", "再", "是", "会", "觉得", "感觉", "有", "什么", "怎么样", "也", "都", "还", "并", "憋得", "疼得", "痛得"}
+_ZH_POST_NEG = re.compile(r"^(气|的|也|都|还|倒)?(没问题|没事|正常|还行|还好|挺好|没有|没)(了|的|啊|呢)?\s*$")
 # A gap pattern that swallowed a denial of the symptom itself: "脚没痛过", "骨头按着不痛".
 _NEGATED_INSIDE = re.compile(
     r"(没有?|不|无|未)(怎么|太|再|是|会|觉得|有|算|很|太)?"
@@ -242,6 +243,11 @@ def _is_negated(text: str, start: int, end: int, spans: list[tuple[int, int]], c
         if before_cue != hit[-1]:  # "胸口痛不痛" asks; "脚没痛过" denies
             return True
     clause = clauses[start]
+    right = end
+    while right < len(text) and clauses[right] == clause and right - end < 8:
+        right += 1
+    if _ZH_POST_NEG.match(text[end:right]):
+        return True  # "喘气没问题", "见红没有": denied after the symptom, at the clause end
     left = start
     while left > 0 and clauses[left - 1] == clause and start - left < 60:
         left -= 1

@@ -401,6 +401,8 @@ def _fever_level(d: _Decision, level: Level, why: str) -> tuple[Level, str]:
             level, why = max_level(level, Level.routine), "child fever >= 40"
         if hours is not None and p.age_months is not None and p.age_months < 36 and hours >= 48:
             level, why = max_level(level, Level.urgent), "under 3 years, fever >= 2 days"
+        if hours is not None and hours >= 60 and temp is not None and temp >= 39:
+            level, why = max_level(level, Level.urgent), "high fever into the third day"
         if hours is not None and hours >= 120:
             level, why = max_level(level, Level.urgent), "fever >= 5 days"
     return level, why
