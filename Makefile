@@ -20,6 +20,7 @@ run: $(STAMP)
 	$(BIN)/daozhen chat
 
 test: $(STAMP)
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)

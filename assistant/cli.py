@@ -21,7 +21,15 @@ MAX_TEXT_CHARS = 4000
 EXIT_BAD_INPUT = 2
 
 FACT_FIELDS = {"age_months", "sex", "pregnant", "pregnancy_weeks", "duration_hours", "chronic_conditions"}
-VITAL_FIELDS = {"temperature_c", "heart_rate", "respiratory_rate", "spo2", "systolic_bp", "diastolic_bp", "glucose_mmol"}
+VITAL_FIELDS = {
+    "temperature_c",
+    "heart_rate",
+    "respiratory_rate",
+    "spo2",
+    "systolic_bp",
+    "diastolic_bp",
+    "glucose_mmol",
+}
 
 
 class InputProblem(ValueError):
@@ -34,11 +42,17 @@ class InputProblem(ValueError):
 
 def _decode_input(raw: bytes) -> str:
     if b"\x00" in raw:
-        raise InputProblem("binary_input", "输入看起来是二进制数据，请输入文字。", "The input looks like binary data; please send text.")
+        raise InputProblem(
+            "binary_input",
+            "输入看起来是二进制数据，请输入文字。",
+            "The input looks like binary data; please send text.",
+        )
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise InputProblem("binary_input", "输入不是有效的 UTF-8 文本。", "The input is not valid UTF-8 text.") from exc
+        raise InputProblem(
+            "binary_input", "输入不是有效的 UTF-8 文本。", "The input is not valid UTF-8 text."
+        ) from exc
     return text
 
 
@@ -126,7 +140,11 @@ def _triage_jsonl(stdin: TextIO, stdout: TextIO) -> int:
         try:
             out = _assess_json(triage_payload(json.loads(line)))
         except json.JSONDecodeError as exc:
-            out = _error_object("bad_json", f"第{number}行不是有效的 JSON / line {number} is not valid JSON: {exc.msg}", number)
+            out = _error_object(
+                "bad_json",
+                f"第{number}行不是有效的 JSON / line {number} is not valid JSON: {exc.msg}",
+                number,
+            )
         except InputProblem as exc:
             out = _error_object(exc.code, str(exc), number)
         except TriageInputError as exc:
@@ -134,7 +152,9 @@ def _triage_jsonl(stdin: TextIO, stdout: TextIO) -> int:
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])
-            out = _error_object("invalid_fact", f"字段 {where} 无效 / invalid field {where}: {first['msg']}", number)
+            out = _error_object(
+                "invalid_fact", f"字段 {where} 无效 / invalid field {where}: {first['msg']}", number
+            )
         print(json.dumps(out, ensure_ascii=False), file=stdout, flush=True)
     return 0
 
@@ -151,7 +171,10 @@ def _human_summary(result: dict[str, Any]) -> str:
     for warning in result["warnings"]:
         lines.append(f"! {warning['message']}")
     if result["missing"]:
-        lines.append(f"{'还想了解' if zh else 'Next questions'}: " + " / ".join(m["question"] for m in result["missing"]))
+        lines.append(
+            f"{'还想了解' if zh else 'Next questions'}: "
+            + " / ".join(m["question"] for m in result["missing"])
+        )
     lines.append(result["disclaimer"])
     return "\n".join(lines)
 
@@ -162,7 +185,14 @@ def cmd_kb(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     settings = get_settings()
     if args.kb_command == "build":
         report = build_knowledge_base(settings)
-        print(json.dumps(report.to_dict() if hasattr(report, "to_dict") else vars(report), ensure_ascii=False, default=str), file=stdout)
+        print(
+            json.dumps(
+                report.to_dict() if hasattr(report, "to_dict") else vars(report),
+                ensure_ascii=False,
+                default=str,
+            ),
+            file=stdout,
+        )
         return 0
     query = " ".join(args.query).strip()
     if not query:
@@ -175,7 +205,10 @@ def cmd_kb(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     else:
         for rank, hit in enumerate(hits, start=1):
             snippet = " ".join(hit.text.split())[:160]
-            print(f"{rank}. [{hit.ref}] ({hit.lang}) {hit.title} — {hit.section_title}\n   {snippet}", file=stdout)
+            print(
+                f"{rank}. [{hit.ref}] ({hit.lang}) {hit.title} — {hit.section_title}\n   {snippet}",
+                file=stdout,
+            )
     return 0
 
 
@@ -229,7 +262,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None, stdin: TextIO | None = None, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
+def main(
+    argv: list[str] | None = None,
+    stdin: TextIO | None = None,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+) -> int:
     stdin, stdout, stderr = stdin or sys.stdin, stdout or sys.stdout, stderr or sys.stderr
     args = build_parser().parse_args(argv)
     if args.command == "triage":

@@ -300,9 +300,9 @@ def _question_cases() -> list[tuple[str, str, str]]:
 
 @pytest.mark.parametrize(("qid", "lang", "answer"), _question_cases())
 def test_question_answer_sentences_read_as_meant(qid: str, lang: str, answer: str) -> None:
+    from tools.fact_extraction import normalize_text
     from tools.rulebook import load_rulebook
     from tools.triage import _engine
-    from tools.fact_extraction import normalize_text
 
     q = load_rulebook().questions[qid]
     sentence = (q.yes_text if answer == "yes" else q.no_text).get(lang)

@@ -36,7 +36,26 @@ _ZH_NEG_CUE = re.compile(
     r"没有|否认|并无|并没有|从没|从未|从来没|未见|不是|未|没|无|不(?!过|停|断|止|住|适|舒服|好|行|到|了|知|清|确|说)"
 )
 _ZH_WEAK_CUES = {"不", "没", "无"}
-_ZH_FILLERS = {"", "怎么", "太", "再", "是", "会", "觉得", "感觉", "有", "什么", "怎么样", "也", "都", "还", "并", "憋得", "疼得", "痛得"}
+_ZH_FILLERS = {
+    "",
+    "怎么",
+    "太",
+    "再",
+    "是",
+    "会",
+    "觉得",
+    "感觉",
+    "有",
+    "什么",
+    "怎么样",
+    "也",
+    "都",
+    "还",
+    "并",
+    "憋得",
+    "疼得",
+    "痛得",
+}
 _ZH_POST_NEG = re.compile(r"^(气|的|也|都|还|倒)?(没问题|没事|正常|还行|还好|挺好|没有|没)(了|的|啊|呢)?\s*$")
 # A gap pattern that swallowed a denial of the symptom itself: "脚没痛过", "骨头按着不痛".
 _NEGATED_INSIDE = re.compile(
@@ -299,7 +318,12 @@ def _within_one_edit(a: str, b: str) -> bool:
         if len(diffs) == 1:
             return True
         # one transposition
-        return len(diffs) == 2 and diffs[1] == diffs[0] + 1 and a[diffs[0]] == b[diffs[1]] and a[diffs[1]] == b[diffs[0]]
+        return (
+            len(diffs) == 2
+            and diffs[1] == diffs[0] + 1
+            and a[diffs[0]] == b[diffs[1]]
+            and a[diffs[1]] == b[diffs[0]]
+        )
     short, long_ = (a, b) if len(a) < len(b) else (b, a)
     i = 0
     while i < len(short) and short[i] == long_[i]:

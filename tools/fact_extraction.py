@@ -136,9 +136,7 @@ _FILL_WORDS = (
 # Greedy on purpose: "心跳一分钟120下" must not read 一 as the number.
 FILL = rf"(?:\s*(?:(?:{_FILL_WORDS})(?=[^a-z]|$)|[:=]))*\s*"
 
-_BABY = (
-    "小宝宝|宝宝|宝贝|小婴儿|婴儿|新生儿|小孩子|小孩|孩子|儿子|女儿|闺女|娃娃|娃|男宝|女宝|男婴|女婴|患儿|小宝|宝"
-)
+_BABY = "小宝宝|宝宝|宝贝|小婴儿|婴儿|新生儿|小孩子|小孩|孩子|儿子|女儿|闺女|娃娃|娃|男宝|女宝|男婴|女婴|患儿|小宝|宝"  # noqa: E501
 
 # What may follow a number and means "this number is some other quantity": leave it alone.
 _OTHER_QTY = re.compile(
@@ -353,8 +351,14 @@ def _extract_blood_pressure(sc: _Scan) -> None:
         s_part, d_part = parts.get("s"), parts.get("d")
         start = min(p[1] for p in parts.values())
         end = max(p[2] for p in parts.values())
-        _store_bp(sc, s_part[0] if s_part else None, d_part[0] if d_part else None, start, end,
-                  sc.t[start:end].strip())
+        _store_bp(
+            sc,
+            s_part[0] if s_part else None,
+            d_part[0] if d_part else None,
+            start,
+            end,
+            sc.t[start:end].strip(),
+        )
 
     for m in sc.finditer(_BP_SINGLE):
         value = _value_with_more(m.group("num"), m.group("more"))
@@ -413,8 +417,7 @@ _PREG_WEEKS = [
 # "G2P1 at 36 weeks". Only an adult female subject (or obstetric G/P notation) followed by
 # "at/is" makes the weeks a gestation; "for 3 weeks" stays a duration.
 _PREG_EN_SUBJECT = re.compile(
-    WS
-    + r"(?P<subj>(?P<gp>g\d{1,2}\s*p\d{1,4}(?:-?\d){0,3}|gravida \d{1,2}|"
+    WS + r"(?P<subj>(?P<gp>g\d{1,2}\s*p\d{1,4}(?:-?\d){0,3}|gravida \d{1,2}|"
     r"primigravida|multigravida|primip|multip)|"
     r"(?P<pronoun>she|i|patient|pt)|woman|lady|wife|girlfriend|partner|mother|mom|mum)"
     + WE
@@ -603,24 +606,30 @@ _PERSON_NOUN = (
     r"男宝|女宝|男婴|女婴|患儿|患者|病人|"
     + WS
     + r"(?:husband|wife|father|mother|dad|mom|mum|son|daughter|child|kid|baby|infant|toddler|newborn|"
-    r"boy|girl|patient|grandma|grandpa|grandson|granddaughter|nephew|niece|brother|sister)"
-    + WE
-    + r")"
+    r"boy|girl|patient|grandma|grandpa|grandson|granddaughter|nephew|niece|brother|sister)" + WE + r")"
 )
 _AGE_APPOSITION_UNIT = (
     r"(?:个(?P<half>半)?(?P<more2>多)?月|岁|周岁|(?P<unit>周|星期)|"
-    r"(?P<unit_en>years?|yrs?|yr|y|months?|mos?|mo|weeks?|wks?|wk)"  # no bare m/w: "45 m" is male
-    + WE
-    + r")"
+    r"(?P<unit_en>years?|yrs?|yr|y|months?|mos?|mo|weeks?|wks?|wk)" + WE + r")"  # no bare m/w: "45 m" is male
 )
 _AGE_APPOSITION = re.compile(
     rf"{_PERSON_NOUN}\s*(?:(?P<paren>[(（])|[,，])\s*(?P<num>{NUM})(?P<more>多)?\s*-?\s*"
     rf"(?:{_AGE_APPOSITION_UNIT}|(?P<days>天|days?{WE}|d{WE}))(?:\s*-?\s*(?:old|大|龄))?\s*(?=[)）,，;；]|$)"
 )
 _APPOSITION_UNITS = {
-    "y": "year", "yr": "year", "yrs": "year", "year": "year", "years": "year",
-    "mo": "month", "mos": "month", "month": "month", "months": "month",
-    "wk": "week", "wks": "week", "week": "week", "weeks": "week",
+    "y": "year",
+    "yr": "year",
+    "yrs": "year",
+    "year": "year",
+    "years": "year",
+    "mo": "month",
+    "mos": "month",
+    "month": "month",
+    "months": "month",
+    "wk": "week",
+    "wks": "week",
+    "week": "week",
+    "weeks": "week",
 }
 
 
@@ -689,9 +698,7 @@ _AGE_WEAK: list[tuple[re.Pattern[str], str]] = [
             r"(?:老公|老婆|丈夫|妻子|爸爸|妈妈|爸|妈|父亲|母亲|爷爷|奶奶|外公|外婆|儿子|女儿|孩子|宝宝|患者|病人|"
             + WS
             + r"(?:husband|wife|father|mother|dad|mom|mum|son|daughter|child|kid|baby|patient|"
-            r"grandma|grandpa)"
-            + WE
-            + r")\s*[,，(（]\s*(?P<num>\d{1,3})(?![\d.])\s*(?=[,，)）;；]|$)"
+            r"grandma|grandpa)" + WE + r")\s*[,，(（]\s*(?P<num>\d{1,3})(?![\d.])\s*(?=[,，)）;；]|$)"
         ),
         "year",
     ),
@@ -703,10 +710,27 @@ _AGE_FALLBACK: list[tuple[re.Pattern[str], float]] = [
 ]
 
 _UNIT_WORDS = {
-    "天": "day", "日": "day", "周": "week", "星期": "week", "礼拜": "week", "月": "month",
-    "y": "year", "yr": "year", "yrs": "year", "year": "year", "years": "year",
-    "mo": "month", "mos": "month", "month": "month", "months": "month",
-    "wk": "week", "wks": "week", "week": "week", "weeks": "week", "day": "day", "days": "day",
+    "天": "day",
+    "日": "day",
+    "周": "week",
+    "星期": "week",
+    "礼拜": "week",
+    "月": "month",
+    "y": "year",
+    "yr": "year",
+    "yrs": "year",
+    "year": "year",
+    "years": "year",
+    "mo": "month",
+    "mos": "month",
+    "month": "month",
+    "months": "month",
+    "wk": "week",
+    "wks": "week",
+    "week": "week",
+    "weeks": "week",
+    "day": "day",
+    "days": "day",
 }
 
 
@@ -744,8 +768,7 @@ _PATIENT_WORD = re.compile(
     r"老人|患者|病人|哥|姐|弟|妹|先生|女士|"
     + WS
     + r"(?:son|daughter|baby|child|kid|husband|wife|father|mother|dad|mom|mum|grandma|grandpa|patient|"
-    r"boy|girl|brother|sister)"
-    + WE
+    r"boy|girl|brother|sister)" + WE
 )
 _CLAUSE_BREAK = re.compile(r"[，,。.;；!！?？]")
 
@@ -972,16 +995,14 @@ _SPO2_CTX = (
     r"血氧饱和度|经皮血氧|指脉氧|血氧|氧饱和度|氧饱|饱和度|"
     + WS
     + r"(?:spo2|sp02|sao2|o2 sats?|o2 saturation|oxygen saturation|oxygen sat(?:uration)?s?|"
-    r"oxygen levels?|o2 levels?|sats|pulse ox(?:imetry|imeter)?(?: reading)?|pulse-ox)"
-    + WE
+    r"oxygen levels?|o2 levels?|sats|pulse ox(?:imetry|imeter)?(?: reading)?|pulse-ox)" + WE
 )
 _SPO2_UNIT = re.compile(r"\s*(?:%|percent(?![a-z])|pct(?![a-z]))")
 _GLU_CTX = (
     r"随机血糖|空腹血糖|餐后血糖|指尖血糖|末梢血糖|血糖值|血糖|"
     + WS
     + r"(?:blood sugars?|blood glucose|glucose(?: level)?|sugar levels?|sugars?|bgl|bsl|cbg|"
-    r"fingerstick(?: glucose)?|finger stick(?: glucose)?)"
-    + WE
+    r"fingerstick(?: glucose)?|finger stick(?: glucose)?)" + WE
 )
 _GLU_UNIT = re.compile(
     r"\s*(?:(?P<mmol>mmol\s*/\s*l|mmol(?![a-z])|mm/l|毫摩尔(?:\s*(?:每|/)\s*(?:升|l))?)|"
@@ -1131,8 +1152,19 @@ def _extract_vitals(sc: _Scan) -> None:
 # ---------------------------------------------------------------------------------------------
 
 _ZH_DURATION_UNITS = {
-    "分钟": "minute", "小时": "hour", "钟头": "hour", "钟": "hour", "天": "day", "日": "day",
-    "周": "week", "星期": "week", "礼拜": "week", "月": "month", "年": "year", "晚": "night", "夜": "night",
+    "分钟": "minute",
+    "小时": "hour",
+    "钟头": "hour",
+    "钟": "hour",
+    "天": "day",
+    "日": "day",
+    "周": "week",
+    "星期": "week",
+    "礼拜": "week",
+    "月": "month",
+    "年": "year",
+    "晚": "night",
+    "夜": "night",
 }
 _DUR_ZH = re.compile(
     rf"(?<![第每隔])(?:(?P<lo>{NUM})\s*(?:-|~|到|至)\s*)?(?P<num>{NUM}|半)(?P<more>多|余|来)?(?P<ge>个)?"
@@ -1146,19 +1178,39 @@ _DUR_ZH_SKIP_AFTER = re.compile(
 # "发烧第三天" / "day 3 of fever": day N has lasted between (N-1)*24 and N*24 hours; we take the
 # middle, N*24 - 12 (第一天 → 12 h, 第三天 → 60 h), so neither bound is over- or under-stated.
 _DUR_ZH_DAY_N = re.compile(rf"第(?P<num>{NUM})天")
-_DUR_EN_DAY_N = re.compile(
-    rf"{WS}(?:day (?P<num>\d{{1,2}})|(?P<num2>\d{{1,2}})(?:st|nd|rd|th) day) of{WE}"
-)
+_DUR_EN_DAY_N = re.compile(rf"{WS}(?:day (?P<num>\d{{1,2}})|(?P<num2>\d{{1,2}})(?:st|nd|rd|th) day) of{WE}")
 
 
 def _day_n_hours(day: float) -> float:
     return round(day * 24 - 12, 2)
+
+
 _EN_DURATION_UNITS = {
-    "minute": "minute", "minutes": "minute", "min": "minute", "mins": "minute",
-    "hour": "hour", "hours": "hour", "hr": "hour", "hrs": "hour", "h": "hour",
-    "day": "day", "days": "day", "d": "day", "week": "week", "weeks": "week", "wk": "week",
-    "wks": "week", "w": "week", "month": "month", "months": "month", "mo": "month", "mos": "month",
-    "year": "year", "years": "year", "yr": "year", "yrs": "year",
+    "minute": "minute",
+    "minutes": "minute",
+    "min": "minute",
+    "mins": "minute",
+    "hour": "hour",
+    "hours": "hour",
+    "hr": "hour",
+    "hrs": "hour",
+    "h": "hour",
+    "day": "day",
+    "days": "day",
+    "d": "day",
+    "week": "week",
+    "weeks": "week",
+    "wk": "week",
+    "wks": "week",
+    "w": "week",
+    "month": "month",
+    "months": "month",
+    "mo": "month",
+    "mos": "month",
+    "year": "year",
+    "years": "year",
+    "yr": "year",
+    "yrs": "year",
 }
 _DUR_EN = re.compile(
     rf"(?:(?P<lo>{_AR})\s*(?:-|to|or)\s*)?(?P<num>{EN_NUM})(?P<half>\s+and a half)?\s*-?\s*"
@@ -1174,11 +1226,38 @@ _CHRONIC_BEFORE = re.compile(
 )
 
 _REL_HOURS_ZH = {
-    "大前天": 72, "前天": 48, "昨天晚上": 12, "昨天夜里": 12, "昨天半夜": 12, "昨晚": 12, "昨夜": 12,
-    "昨天下午": 20, "昨天上午": 28, "昨天早上": 30, "昨天": 24, "昨日": 24, "今天凌晨": 6,
-    "今天早上": 6, "今天上午": 6, "今早": 6, "今晨": 6, "早上": 6, "凌晨": 6, "半夜": 6,
-    "今天中午": 3, "今天下午": 3, "中午": 3, "下午": 3, "今天": 6,
-    "上个星期": 168, "上星期": 168, "上礼拜": 168, "上周": 168, "上个月": 720, "上月": 720, "去年": 8760,
+    "大前天": 72,
+    "前天": 48,
+    "昨天晚上": 12,
+    "昨天夜里": 12,
+    "昨天半夜": 12,
+    "昨晚": 12,
+    "昨夜": 12,
+    "昨天下午": 20,
+    "昨天上午": 28,
+    "昨天早上": 30,
+    "昨天": 24,
+    "昨日": 24,
+    "今天凌晨": 6,
+    "今天早上": 6,
+    "今天上午": 6,
+    "今早": 6,
+    "今晨": 6,
+    "早上": 6,
+    "凌晨": 6,
+    "半夜": 6,
+    "今天中午": 3,
+    "今天下午": 3,
+    "中午": 3,
+    "下午": 3,
+    "今天": 6,
+    "上个星期": 168,
+    "上星期": 168,
+    "上礼拜": 168,
+    "上周": 168,
+    "上个月": 720,
+    "上月": 720,
+    "去年": 8760,
 }
 _REL_ZH = re.compile(
     r"(?P<pre>从|自从|自|打)?\s*(?P<when>"
@@ -1187,10 +1266,22 @@ _REL_ZH = re.compile(
 )
 _REL_NOW_ZH = re.compile(r"刚才|刚刚(?!出生|生|满)|方才")
 _REL_HOURS_EN = {
-    "the day before yesterday": 48, "yesterday morning": 30, "yesterday afternoon": 20,
-    "yesterday evening": 14, "yesterday": 24, "last night": 12, "overnight": 12,
-    "this morning": 6, "earlier today": 4, "this afternoon": 3, "this evening": 2, "tonight": 1,
-    "today": 6, "last week": 168, "last month": 720, "last year": 8760,
+    "the day before yesterday": 48,
+    "yesterday morning": 30,
+    "yesterday afternoon": 20,
+    "yesterday evening": 14,
+    "yesterday": 24,
+    "last night": 12,
+    "overnight": 12,
+    "this morning": 6,
+    "earlier today": 4,
+    "this afternoon": 3,
+    "this evening": 2,
+    "tonight": 1,
+    "today": 6,
+    "last week": 168,
+    "last month": 720,
+    "last year": 8760,
 }
 _REL_WHEN_EN = "|".join(sorted(_REL_HOURS_EN, key=len, reverse=True))
 _REL_EN = re.compile(
@@ -1334,8 +1425,7 @@ _SEX_NOT_PATIENT = re.compile(
     + WS
     + r"(?:(?:i'?m|i am|as)\s+(?:a|an|the|his|her|their)?\s*"
     r"(?:mother|mom|mum|father|dad|parent|wife|husband|son|daughter|caregiver)|"
-    r"(?:and|with)\s+my\s+(?:husband|wife|boyfriend|girlfriend|partner))"
-    + WE
+    r"(?:and|with)\s+my\s+(?:husband|wife|boyfriend|girlfriend|partner))" + WE
 )
 
 
@@ -1417,8 +1507,13 @@ def _assemble(sc: _Scan) -> tuple[Facts, dict[str, str]]:
         chosen = _first(h["duration_hours"])
         data["duration_hours"] = chosen.value
         evidence["duration_hours"] = chosen.evidence
-    for field in ("vitals.temperature_c", "vitals.heart_rate", "vitals.respiratory_rate", "vitals.spo2",
-                  "vitals.glucose_mmol"):
+    for field in (
+        "vitals.temperature_c",
+        "vitals.heart_rate",
+        "vitals.respiratory_rate",
+        "vitals.spo2",
+        "vitals.glucose_mmol",
+    ):
         if field in h:
             chosen = _most_abnormal(field, h[field])
             vitals[field.removeprefix("vitals.")] = float(chosen.value)  # type: ignore[arg-type]

@@ -57,8 +57,9 @@ class Patient:
 def build_patient(facts: Facts, present: set[str]) -> Patient:
     pregnant = bool(facts.pregnant) or facts.pregnancy_weeks is not None
     if facts.age_months is not None:
-        return Patient(facts.age_months, False, age_band(facts.age_months), facts.sex, pregnant,
-                       facts.pregnancy_weeks)
+        return Patient(
+            facts.age_months, False, age_band(facts.age_months), facts.sex, pregnant, facts.pregnancy_weeks
+        )
     if "newborn_words" in present:
         band = "newborn"
     elif "child_words" in present and "infertility" not in present:

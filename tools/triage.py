@@ -17,16 +17,15 @@ from tools.concept_matcher import ConceptMatcher, MatchResult
 from tools.departments import Catalogue, load_catalogue
 from tools.fact_extraction import extract_facts, normalize_text
 from tools.fact_warnings import warning_message
-from tools.units import PLAUSIBLE, is_plausible
 from tools.patient import CHILD_MAX_MONTHS, Patient, build_patient
-from tools.rulebook import Rulebook, load_rulebook
+from tools.rulebook import PatientCondition, Rulebook, load_rulebook
 from tools.triage_models import (
     LEVEL_ORDER,
     CareSetting,
     Citation,
     DepartmentChoice,
-    FactWarning,
     Facts,
+    FactWarning,
     Lang,
     Level,
     MissingFact,
@@ -37,6 +36,7 @@ from tools.triage_models import (
     VitalSigns,
     max_level,
 )
+from tools.units import PLAUSIBLE, is_plausible
 
 ENGINE_VERSION = "0.1.0"
 FEVER_THRESHOLD_C = 37.5  # axillary; 《中国0至5岁儿童病因不明急性发热…指南》2016
@@ -151,7 +151,9 @@ def assess(inp: TriageInput, catalogue: Catalogue | None = None) -> TriageResult
     patient = build_patient(facts, set(present))
     d = _Decision(lang, patient, match, present, negated, facts, warnings=warnings)
     if any(w.code.startswith("implausible") or w.code == "unknown_unit" for w in warnings):
-        d.uncertain_reasons.append(_t(lang, "有数值不合理，已请求重新测量", "a value looked impossible; re-measure requested"))
+        d.uncertain_reasons.append(
+            _t(lang, "有数值不合理，已请求重新测量", "a value looked impossible; re-measure requested")
+        )
 
     _fever_from_temperature(d)
     _apply_red_flags(d, rules)
@@ -193,7 +195,9 @@ def _merge_facts(
             warnings.append(_conflict_warning(key, merged[key], value, lang))
     for vkey, value in list(merged["vitals"].items()):
         if value is not None and vkey in PLAUSIBLE and not is_plausible(vkey, value):
-            warnings.append(warning_from_code(_IMPLAUSIBLE_CODE.get(vkey, "unknown_unit"), lang, raw=value, value=value))
+            warnings.append(
+                warning_from_code(_IMPLAUSIBLE_CODE.get(vkey, "unknown_unit"), lang, raw=value, value=value)
+            )
             merged["vitals"][vkey] = None
     merged["vitals"] = VitalSigns(**merged["vitals"])
     return Facts(**merged), warnings
@@ -220,7 +224,8 @@ def _conflict_warning(key: str, kept: object, ignored: object, lang: Lang) -> Fa
         message=_t(
             lang,
             f"文字中的{key}（{ignored}）与填写的数值（{kept}）不一致，已按填写的数值评估，请确认。",
-            f"The {key} in the text ({ignored}) differs from the form value ({kept}); the form value was used — please confirm.",
+            f"The {key} in the text ({ignored}) differs from the form value ({kept}); "
+            "the form value was used — please confirm.",
         ),
     )
 
@@ -236,7 +241,8 @@ def _fever_from_temperature(d: _Decision) -> None:
                 message=_t(
                     d.lang,
                     f"描述说没有发烧，但体温是{temp:.1f}℃，已按发烧评估，请复测确认。",
-                    f"The text says no fever but the temperature is {temp:.1f} °C; assessed as fever — please re-check.",
+                    f"The text says no fever but the temperature is {temp:.1f} °C; "
+                    "assessed as fever — please re-check.",
                 ),
             )
         )
@@ -248,14 +254,15 @@ def _fever_from_temperature(d: _Decision) -> None:
 # ---------------------------------------------------------------- rules
 
 
-def _patient_matches(d: _Decision, cond) -> bool:  # cond: PatientCondition
+def _patient_matches(d: _Decision, cond: PatientCondition) -> bool:
+    """Unknown facts count as matching where that is the more urgent reading."""
     p = d.patient
     years = p.years()
     if cond.pregnant is not None and cond.pregnant != p.pregnant:
         return False
-    if cond.min_pregnancy_weeks is not None and p.pregnancy_weeks is not None:
-        if p.pregnancy_weeks < cond.min_pregnancy_weeks:
-            return False
+    weeks = p.pregnancy_weeks
+    if cond.min_pregnancy_weeks is not None and weeks is not None and weeks < cond.min_pregnancy_weeks:
+        return False
     if cond.max_months is not None:
         if p.age_months is not None:
             if p.age_months >= cond.max_months:
@@ -272,9 +279,7 @@ def _patient_matches(d: _Decision, cond) -> bool:  # cond: PatientCondition
         if years is not None:
             if years < cond.min_years:
                 return False
-        elif cond.min_years >= 65 and p.band != "elderly":
-            return False
-        elif p.is_child and cond.min_years < 65:
+        elif cond.min_years >= 65 and p.band != "elderly" or p.is_child and cond.min_years < 65:
             return False
     return True
 
@@ -326,13 +331,20 @@ def _apply_red_flags(d: _Decision, rules: Rulebook) -> None:
         d.red_flags.append(
             RedFlagMatch(rule_id=rule.id, name=rule.name.get(d.lang), level=level, evidence=evidence)
         )
-        d.add_departments(rule.departments, 3.0 + level.rank * 0.5, _reason(d, rules, "red_flag", rule.name.get(d.lang)))
+        d.add_departments(
+            rule.departments, 3.0 + level.rank * 0.5, _reason(d, rules, "red_flag", rule.name.get(d.lang))
+        )
         if rule.advice:
             d.flag_advice.append(rule.advice.get(d.lang))
 
 
 def _compare(value: float, op: str, threshold: float) -> bool:
-    return {"<": value < threshold, "<=": value <= threshold, ">": value > threshold, ">=": value >= threshold}[op]
+    return {
+        "<": value < threshold,
+        "<=": value <= threshold,
+        ">": value > threshold,
+        ">=": value >= threshold,
+    }[op]
 
 
 def _apply_vitals(d: _Decision, rules: Rulebook) -> None:
@@ -348,14 +360,22 @@ def _apply_vitals(d: _Decision, rules: Rulebook) -> None:
             d.raise_to(rule.level, rule.id, f"{rule.vital}={value:g}", rule.source)
             if rule.level.rank >= Level.emergency.rank:
                 d.red_flags.append(
-                    RedFlagMatch(rule_id=rule.id, name=rule.name.get(d.lang), level=rule.level, evidence=f"{value:g}")
+                    RedFlagMatch(
+                        rule_id=rule.id, name=rule.name.get(d.lang), level=rule.level, evidence=f"{value:g}"
+                    )
                 )
-                d.add_departments(["emergency"], 3.0 + rule.level.rank * 0.5, _reason(d, rules, "vital", rule.name.get(d.lang)))
+                d.add_departments(
+                    ["emergency"],
+                    3.0 + rule.level.rank * 0.5,
+                    _reason(d, rules, "vital", rule.name.get(d.lang)),
+                )
     for combo in rules.vital_combos:
         if fired & set(combo.vitals) and any(c in d.present for c in combo.any):
             d.raise_to(combo.level, combo.id, ",".join(sorted(fired & set(combo.vitals))), combo.source)
             d.red_flags.append(
-                RedFlagMatch(rule_id=combo.id, name=combo.name.get(d.lang), level=combo.level, evidence=combo.id)
+                RedFlagMatch(
+                    rule_id=combo.id, name=combo.name.get(d.lang), level=combo.level, evidence=combo.id
+                )
             )
             d.add_departments(["emergency"], 4.5, _reason(d, rules, "vital", combo.name.get(d.lang)))
 
@@ -410,7 +430,11 @@ def _fever_level(d: _Decision, level: Level, why: str) -> tuple[Level, str]:
 
 def _apply_patient_minimums(d: _Decision) -> None:
     p = d.patient
-    illness = [c for c in d.complaints if c not in {"well_child", "checkup_refill", "developmental", "growth_puberty"}]
+    illness = [
+        c
+        for c in d.complaints
+        if c not in {"well_child", "checkup_refill", "developmental", "growth_puberty"}
+    ]
     if p.band == "newborn" and illness:
         d.raise_to(Level.urgent, "AGE-NEWBORN", "newborn with symptoms", "redflags-infant#feeding")
     if p.pregnant and illness and d.level == Level.self_care:
@@ -420,16 +444,37 @@ def _apply_patient_minimums(d: _Decision) -> None:
 def _apply_uncertainty(d: _Decision) -> None:
     recognised = d.complaints or d.red_flags
     if not recognised:
-        d.raise_to(Level.routine, "FALLBACK-UNRECOGNISED", "no recognised symptom", "urgency-levels#uncertainty")
+        d.raise_to(
+            Level.routine, "FALLBACK-UNRECOGNISED", "no recognised symptom", "urgency-levels#uncertainty"
+        )
         d.uncertain_reasons.append(_t(d.lang, "没有识别出具体症状", "no specific symptom recognised"))
     p = d.patient
     if p.age_months is None and p.is_child and "fever" in d.present:
-        d.uncertain_reasons.append(_t(d.lang, "孩子年龄不明，婴儿发热的判断取决于月龄", "the child's age is unknown and infant fever rules depend on it"))
-        if p.band == "newborn" or any(w in d.present.get("child_words", "") for w in ("宝宝", "婴儿", "baby", "infant")):
-            d.raise_to(Level.urgent, "UNCERTAIN-INFANT-AGE", "baby with fever, age unknown", "redflags-infant#fever-under-3-months")
+        d.uncertain_reasons.append(
+            _t(
+                d.lang,
+                "孩子年龄不明，婴儿发热的判断取决于月龄",
+                "the child's age is unknown and infant fever rules depend on it",
+            )
+        )
+        if p.band == "newborn" or any(
+            w in d.present.get("child_words", "") for w in ("宝宝", "婴儿", "baby", "infant")
+        ):
+            d.raise_to(
+                Level.urgent,
+                "UNCERTAIN-INFANT-AGE",
+                "baby with fever, age unknown",
+                "redflags-infant#fever-under-3-months",
+            )
     exact = {h.concept for h in d.match.hits if not h.fuzzy}
-    if any(h.fuzzy and h.concept not in exact for h in d.match.hits if not h.negated and h.concept in _red_flag_concepts()):
-        d.uncertain_reasons.append(_t(d.lang, "部分症状是按近似写法识别的", "some symptoms were read from approximate spelling"))
+    if any(
+        h.fuzzy and h.concept not in exact
+        for h in d.match.hits
+        if not h.negated and h.concept in _red_flag_concepts()
+    ):
+        d.uncertain_reasons.append(
+            _t(d.lang, "部分症状是按近似写法识别的", "some symptoms were read from approximate spelling")
+        )
 
 
 @lru_cache(maxsize=1)
@@ -446,7 +491,9 @@ def _rank_departments(d: _Decision, catalogue: Catalogue) -> list[DepartmentChoi
     if d.patient.pregnant:
         d.add_departments(["obstetrics"], 2.5, _reason(d, rules, "pregnancy", ""))
     if d.level.rank >= Level.emergency.rank:
-        d.add_departments(["emergency"], 10.0, _reason(d, rules, "red_flag", rules.advice.levels[d.level].label.get(d.lang)))
+        d.add_departments(
+            ["emergency"], 10.0, _reason(d, rules, "red_flag", rules.advice.levels[d.level].label.get(d.lang))
+        )
     if not d.dept_scores:
         d.add_departments(["general_practice"], 1.0, _reason(d, rules, "fallback", ""))
     routed: dict[str, tuple[float, str]] = {}
@@ -485,9 +532,7 @@ def _question_applies(d: _Decision, qid: str, rules: Rulebook) -> bool:
             return False
     if qid == "pregnancy" and d.patient.pregnant:
         return False
-    if qid == "age" and d.patient.age_months is not None:
-        return False
-    return True
+    return not (qid == "age" and d.patient.age_months is not None)
 
 
 def _fact_known(facts: Facts, path: str) -> bool:
@@ -536,7 +581,9 @@ def _care_setting(d: _Decision, rules: Rulebook) -> CareSetting:
     return CareSetting.hospital_clinic
 
 
-def _result(d: _Decision, rules: Rulebook, departments: list[DepartmentChoice], missing: list[MissingFact]) -> TriageResult:
+def _result(
+    d: _Decision, rules: Rulebook, departments: list[DepartmentChoice], missing: list[MissingFact]
+) -> TriageResult:
     level_text = rules.advice.levels[d.level]
     d.sources.append(level_text.source)
     advice_parts = [level_text.advice.get(d.lang)] + d.flag_advice[:2]
