@@ -48,9 +48,35 @@ class Settings(BaseSettings):
     language: Literal["zh", "en"] = "zh"
     collection_name: str = "daozhen_guidelines"
 
+    # --- local LLM (explains and extracts; never decides a level) ---
+    llm_backend: Literal["llamacpp", "openai", "none"] = "llamacpp"
+    llm_model: str = "qwen2.5-coder-1.5b"  # a name known to `daozhen models install`
+    llm_model_path: Path | None = None  # any other GGUF file; overrides llm_model
+    llm_base_url: str = "http://127.0.0.1:8080/v1"  # OpenAI-compatible server (llm_backend=openai)
+    llm_api_model: str = "local"
+    llm_threads: int = 2
+    llm_ctx: int = 4096
+    llm_timeout_s: float = 60.0
+    llm_max_reply_tokens: int = 200
+
+    # --- server ---
+    server_host: str = "127.0.0.1"
+    server_port: int = 8000
+    ws_max_message_bytes: int = 16384
+    ws_rate_per_minute: int = 30
+    ws_heartbeat_s: float = 20.0
+
     @property
     def chroma_dir(self) -> Path:
         return self.data_dir / "chroma"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "daozhen.sqlite3"
 
     @classmethod
     def settings_customise_sources(
