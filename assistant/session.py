@@ -210,6 +210,14 @@ class ConversationSession(BaseModel):
                 setattr(self, name, getattr(work, name))
         return reply
 
+    def handle_reassess(self) -> TurnReply:
+        """Decide again after facts changed outside a user turn (e.g. facts the LLM extracted and
+        the engine validated). A question asked in this same turn may be asked again."""
+        if self.pending_question is not None and self.asked_ids and self.asked_ids[-1] == self.pending_question.id:
+            self.asked_ids.pop()
+        self.pending_question = None
+        return self._respond([])
+
     # ---- input checks
 
     def _error(self, code: str, template: str, **params: object) -> TurnReply:

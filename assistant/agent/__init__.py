@@ -1,0 +1,1 @@
+"""The conversational agent: deterministic screen and decision, LLM for extraction and prose."""

@@ -1,0 +1,45 @@
+"""Post-check of an LLM draft against the clinical rules: no diagnosis stated as fact, no
+prescription, nothing that contradicts the engine's level. A failing draft is replaced."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from tools.triage_models import Level
+
+_DIAGNOSIS = re.compile(
+    r"你(得|患)(了|的是)|确诊(为|是|了)|诊断(为|是)|肯定是.{0,8}(病|炎|症|癌|梗)|就是.{0,6}(病|炎|症|癌)了|"
+    r"\byou (have|'ve got|are suffering from) (a |an )?\w+ ?(disease|infection|itis|cancer|syndrome|attack|stroke)|"
+    r"\b(the )?diagnosis is\b|\bit is definitely\b|\bthis is (definitely|certainly) (a |an )?\w+"
+)
+_PRESCRIPTION = re.compile(
+    r"\d+(\.\d+)?\s*(mg|毫克|ml|毫升|片|粒|袋|g\b)|"
+    r"(开|服用|吃|用|take|prescrib\w*|use)\s*.{0,8}(抗生素|阿莫西林|头孢|左氧|激素|antibiotic|amoxicillin|cef\w+|steroid)"
+)
+_TOO_RELAXED = re.compile(
+    r"不(用|必|需要)(去)?(看|就)?(医|医院|急诊)|在家(观察|休息)就(行|可以|好)|没(什么)?(大)?事|不要紧|不严重|"
+    r"nothing to worry|no need to (see|go|visit)|(just|simply) rest at home|not serious|you can wait"
+)
+_TOO_ALARMED = re.compile(r"立即拨打\s*120|马上打\s*120|call 120 (now|immediately)|call an ambulance now")
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    ok: bool
+    reason: str | None = None
+
+
+def check_draft(draft: str, level: Level | None, *, final: bool = True) -> CheckResult:
+    text = draft.lower()
+    if _DIAGNOSIS.search(text):
+        return CheckResult(False, "diagnosis")
+    if _PRESCRIPTION.search(text):
+        return CheckResult(False, "prescription")
+    if level is not None and level.rank >= Level.urgent.rank and _TOO_RELAXED.search(text):
+        return CheckResult(False, "contradicts_level")
+    if level is not None and level.rank < Level.emergency.rank and _TOO_ALARMED.search(text):
+        return CheckResult(False, "contradicts_level")
+    if final and level is not None and level.rank >= Level.emergency.rank and "120" not in text:
+        return CheckResult(False, "missing_120")
+    return CheckResult(True)
