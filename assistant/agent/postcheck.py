@@ -10,7 +10,8 @@ from tools.triage_models import Level
 
 _DIAGNOSIS = re.compile(
     r"你(得|患)(了|的是)|确诊(为|是|了)|诊断(为|是)|肯定是.{0,8}(病|炎|症|癌|梗)|就是.{0,6}(病|炎|症|癌)了|"
-    r"\byou (have|'ve got|are suffering from) (a |an )?\w+ ?(disease|infection|itis|cancer|syndrome|attack|stroke)|"
+    r"\byou (have|'ve got|are suffering from) (a |an )?\w+ ?"
+    r"(disease|infection|itis|cancer|syndrome|attack|stroke)|"
     r"\b(the )?diagnosis is\b|\bit is definitely\b|\bthis is (definitely|certainly) (a |an )?\w+"
 )
 _PRESCRIPTION = re.compile(

@@ -16,7 +16,8 @@ from tools.fact_extraction import normalize_text
 from tools.triage import _engine
 
 _PRESCRIPTION = re.compile(
-    r"开(点|些|个)?.{0,4}(药|处方)|处方|剂量|吃(点)?什么药|用什么药|prescri|what (medicine|drug|pill)s? (should|can|do)|"
+    r"开(点|些|个)?.{0,4}(药|处方)|处方|剂量|吃(点)?什么药|用什么药|prescri|"
+    r"what (medicine|drug|pill)s? (should|can|do)|"
     r"\bdose\b|dosage|antibiotics? for me"
 )
 _QUESTION = re.compile(

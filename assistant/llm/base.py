@@ -105,7 +105,10 @@ class GenerationCounters:
         self.last_tokens = tokens
         self.last_ttft_s = None if first_token_at is None else first_token_at - started
         decode_s = None if first_token_at is None else now - first_token_at
-        self.last_tokens_per_s = (tokens - 1) / decode_s if decode_s and tokens > 1 else None
+        if decode_s:
+            self.last_tokens_per_s = (tokens - 1) / decode_s if tokens > 1 else None
+        else:  # not streamed (JSON calls): tokens over the whole call
+            self.last_tokens_per_s = tokens / (now - started) if tokens else None
 
     def stats(self) -> dict[str, float | int | None]:
         return {
