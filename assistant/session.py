@@ -213,7 +213,8 @@ class ConversationSession(BaseModel):
     def handle_reassess(self) -> TurnReply:
         """Decide again after facts changed outside a user turn (e.g. facts the LLM extracted and
         the engine validated). A question asked in this same turn may be asked again."""
-        if self.pending_question is not None and self.asked_ids and self.asked_ids[-1] == self.pending_question.id:
+        pending = self.pending_question
+        if pending is not None and self.asked_ids and self.asked_ids[-1] == pending.id:
             self.asked_ids.pop()
         self.pending_question = None
         return self._respond([])
