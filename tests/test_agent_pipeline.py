@@ -277,7 +277,7 @@ def test_roleplay_prescription_request_is_refused() -> None:
 
 
 def test_llm_extracted_age_can_raise_the_level_but_is_validated() -> None:
-    # rules read no age; the model says 7 weeks -> under 3 months with fever -> emergency
+    # the rules miss "turned seven weeks" as an age; the model reads it -> under 3 months with fever
     llm = FakeLLM(
         json_reply={
             "age_value": 7,
@@ -290,7 +290,7 @@ def test_llm_extracted_age_can_raise_the_level_but_is_validated() -> None:
             "pregnant": None,
         }
     )
-    events = run_turn(service(llm), ConversationSession(), "我家小宝贝有点发烧，38度2")
+    events = run_turn(service(llm), ConversationSession(), "my little one turned seven weeks on monday, fever 38.2")
     cards = [e.data["card"] for e in events if e.type == "card"]
     assert cards[0]["level"] != "emergency"
     assert cards[-1]["level"] == "emergency"

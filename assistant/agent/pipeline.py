@@ -39,6 +39,19 @@ _SENTENCE_END = re.compile(r"[。！？!?；;\n]|\.(\s|$)")
 _CHUNK_CHARS = 24  # rules-only replies are sent in small pieces, like a stream
 
 
+_NUMBER = r"(\d|[一二两三四五六七八九十半]|\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|a few))"
+_AGE_HINT = re.compile(_NUMBER + r"\s*(岁|个?月|周|天大|years?|months?|weeks?|yo\b|y/o)|old\b")
+_TEMP_HINT = re.compile(r"(\d|[一二两三四五六七八九十])\s*(度|℃|°|degrees?|f\b|c\b)|烧到|发烧|fever|temp")
+
+
+def _mentions_missing_number(text: str, facts: Facts) -> bool:
+    """The message seems to state an age or temperature that the rules did not capture."""
+    lowered = text.lower()
+    missing_age = facts.age_months is None and _AGE_HINT.search(lowered) is not None
+    missing_temp = facts.vitals.temperature_c is None and _TEMP_HINT.search(lowered) is not None
+    return missing_age or missing_temp
+
+
 class ChatEvent(BaseModel):
     type: EventType
     data: dict[str, Any] = Field(default_factory=dict)
@@ -88,6 +101,12 @@ class ChatService:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llm")
         self.queue_depth = 0
         self.last_stats = TurnStats()
+        self._warm_up()
+
+    def _warm_up(self) -> None:
+        """Load rules and compile patterns now, so the first user's card is not slow."""
+        self.router.route("胸口痛 chest pain")
+        self.triage_tool.invoke({"text": "头痛 headache"})
 
     @property
     def llm_ready(self) -> bool:
@@ -176,8 +195,8 @@ class ChatService:
     ) -> TurnReply | None:
         """Ask the model for facts only when the rules left age/temperature unknown; re-run the
         triage tool with them and keep the result only if it is more urgent."""
-        if session.facts.age_months is not None and session.facts.vitals.temperature_c is not None:
-            return None
+        if not _mentions_missing_number(text, session.facts):
+            return None  # nothing the rules could have missed: no model call, no delay
         loop = asyncio.get_running_loop()
         self.queue_depth += 1
         try:

@@ -1,0 +1,75 @@
+"""Stable error codes of the server (websocket and REST) with their zh/en messages.
+
+Clients branch on `code`, people read `message`. Codes never change meaning; new ones may be added.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tools.triage_models import Lang
+
+# code -> (zh, en); messages may use str.format fields given by the caller.
+MESSAGES: dict[str, tuple[str, str]] = {
+    "bad_json": ("消息不是有效的 JSON 对象。", "The message is not a valid JSON object."),
+    "bad_message": ("消息格式不正确：{detail}", "The message is malformed: {detail}"),
+    "unknown_type": ("不认识的消息类型：{type}", "Unknown message type: {type}"),
+    "too_large": (
+        "消息太大（{size} 字节），上限是 {limit} 字节。",
+        "The message is too large ({size} bytes); the limit is {limit} bytes.",
+    ),
+    "binary_not_supported": (
+        "不支持二进制消息，请发送 JSON 文本。",
+        "Binary frames are not supported; please send JSON text.",
+    ),
+    "rate_limited": ("消息太频繁，请稍等再发。", "Too many messages; please wait a moment."),
+    "empty_text": ("请输入文字内容。", "Please type a message."),
+    "unknown_session": (
+        "找不到这个会话（可能已过期），已为您开始新的会话。",
+        "That session was not found (it may have expired); a new session has been started.",
+    ),
+    "unsupported_protocol": (
+        "不支持的协议版本 {got}，服务器使用 {expected}。",
+        "Unsupported protocol {got}; this server speaks {expected}.",
+    ),
+    "stale_question": (
+        "这个问题已经回答过或已不再需要，请直接描述情况。",
+        "That question was already answered or is no longer asked; please just describe the situation.",
+    ),
+    "busy": (
+        "上一条消息还在处理中，请稍候再发。",
+        "The previous message is still being handled; please wait a moment.",
+    ),
+    "llm_failed": (
+        "生成说明时出错；上面的分诊卡片仍然有效。",
+        "Writing the explanation failed; the triage card above still stands.",
+    ),
+    "timeout": (
+        "生成说明超时；上面的分诊卡片仍然有效。",
+        "Writing the explanation timed out; the triage card above still stands.",
+    ),
+    "internal": ("服务器内部错误，请重试。", "Internal server error; please try again."),
+    # REST only
+    "body_too_large": (
+        "请求体太大（上限 {limit} 字节）。",
+        "The request body is too large (limit {limit} bytes).",
+    ),
+    "not_found": ("找不到该内容。", "Not found."),
+    "not_ready": ("服务尚未就绪，请稍后再试。", "The service is not ready yet; please try again shortly."),
+}
+
+
+def error_message(code: str, lang: Lang | None, **params: Any) -> str:
+    """The message in `lang`; both languages ("zh / en") when the language is not known."""
+    zh, en = MESSAGES.get(code, MESSAGES["internal"])
+    zh, en = zh.format(**params), en.format(**params)
+    if lang == "zh":
+        return zh
+    if lang == "en":
+        return en
+    return f"{zh} / {en}"
+
+
+def error_body(code: str, lang: Lang | None = None, **params: Any) -> dict[str, Any]:
+    """REST error shape: {"error": {"code", "message"}}."""
+    return {"error": {"code": code, "message": error_message(code, lang, **params)}}

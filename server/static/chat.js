@@ -1,0 +1,845 @@
+/*
+ * Daozhen chat page: plain browser JavaScript, no build step, no external resources.
+ *
+ * Speaks the websocket protocol "daozhen.chat.v1" (server/asyncapi.yaml) on /ws/chat:
+ *   client -> hello {protocol, lang, session_id?} | user_text {text} | answer {question_id, value}
+ *             | locale {lang} | ping | pong
+ *   server -> session {session_id, lang} | card {message_id, card} | token {message_id, text}
+ *             | done {message_id, text, llm_used} | error {code, message} | ping | pong
+ * The session id and a transcript live in localStorage so a reload or a dropped connection
+ * resumes the same conversation. Every server string is inserted as text, never as HTML.
+ */
+"use strict";
+
+(() => {
+  const PROTOCOL = "daozhen.chat.v1";
+  const WS_PATH = "/ws/chat";
+  const GUIDELINE_ROUTE = "/api/guidelines";
+  const I18N_URL = "/static/i18n.json";
+  const KEY_SESSION = "daozhen.session_id";
+  const KEY_LANG = "daozhen.lang";
+  const KEY_HISTORY = "daozhen.history";
+  const HISTORY_LIMIT = 200; // transcript items kept on this device
+  const OUTBOX_LIMIT = 10; // turns kept while offline or while the previous turn runs
+  const TURN_WATCHDOG_MS = 120000; // a turn with no done/error after this no longer blocks the next
+  const RECONNECT_MAX_MS = 15000;
+  const LEVELS = ["emergency_ambulance", "emergency", "urgent", "routine", "self_care"];
+  const EMERGENCY_LEVELS = new Set(["emergency_ambulance", "emergency"]);
+
+  // Minimal built-in strings so the page still works if i18n.json cannot be fetched.
+  let strings = {
+    zh: { error_generic: "抱歉，出了点问题。", html_lang: "zh-CN" },
+    en: { error_generic: "Sorry, something went wrong.", html_lang: "en" },
+  };
+
+  const state = {
+    lang: "zh",
+    sessionId: null,
+    ws: null,
+    online: false,
+    retries: 0,
+    retryTimer: null,
+    outbox: [], // user turns not yet sent: the server takes one turn at a time
+    awaiting: false, // a turn was sent and its done/error has not arrived
+    watchdog: null,
+    history: [],
+    groups: new Map(), // message_id -> {card, bubble, text}
+    restoredFromHistory: false,
+    titleCache: new Map(), // "doc/section/lang" -> Promise<section json>
+  };
+
+  const $ = (id) => document.getElementById(id);
+  const els = {};
+
+  // ---- storage (private browsing may forbid it: then the page just forgets on reload) -------
+  function load(key) {
+    try {
+      return window.localStorage.getItem(key);
+    } catch {
+      return null;
+    }
+  }
+
+  function save(key, value) {
+    try {
+      if (value === null || value === undefined) window.localStorage.removeItem(key);
+      else window.localStorage.setItem(key, value);
+    } catch {
+      /* storage unavailable or full: nothing to do */
+    }
+  }
+
+  function saveHistory() {
+    if (state.history.length > HISTORY_LIMIT) state.history = state.history.slice(-HISTORY_LIMIT);
+    save(KEY_HISTORY, JSON.stringify({ session_id: state.sessionId, items: state.history }));
+  }
+
+  function loadHistory(sessionId) {
+    try {
+      const data = JSON.parse(load(KEY_HISTORY) || "null");
+      if (data && data.session_id === sessionId && Array.isArray(data.items)) return data.items;
+    } catch {
+      /* a corrupt transcript is dropped */
+    }
+    return [];
+  }
+
+  // ---- strings --------------------------------------------------------------------------------
+  function t(key, lang) {
+    const table = strings[lang || state.lang] || {};
+    if (key in table) return table[key];
+    const other = strings[(lang || state.lang) === "zh" ? "en" : "zh"] || {};
+    return key in other ? other[key] : key;
+  }
+
+  function applyStrings(root) {
+    const scope = root || document;
+    scope.querySelectorAll("[data-i18n]").forEach((el) => {
+      el.textContent = t(el.dataset.i18n);
+    });
+    scope.querySelectorAll("[data-i18n-placeholder]").forEach((el) => {
+      el.placeholder = t(el.dataset.i18nPlaceholder);
+    });
+    scope.querySelectorAll("[data-i18n-aria-label]").forEach((el) => {
+      el.setAttribute("aria-label", t(el.dataset.i18nAriaLabel));
+    });
+    scope.querySelectorAll("[data-i18n-typing]").forEach((el) => {
+      el.dataset.typing = t("typing");
+    });
+  }
+
+  function setLang(lang, { announce } = { announce: true }) {
+    if (lang !== "zh" && lang !== "en") return;
+    state.lang = lang;
+    save(KEY_LANG, lang);
+    document.documentElement.lang = t("html_lang");
+    document.title = t("page_title");
+    document.querySelectorAll(".lang-btn").forEach((btn) => {
+      btn.setAttribute("aria-pressed", String(btn.dataset.lang === lang));
+    });
+    applyStrings();
+    updateStatus();
+    if (announce) send({ type: "locale", lang }); // offline: the next hello carries it
+  }
+
+  // ---- connection -----------------------------------------------------------------------------
+  function wsUrl() {
+    const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
+    return `${scheme}//${window.location.host}${WS_PATH}`;
+  }
+
+  function connect() {
+    clearTimeout(state.retryTimer);
+    let ws;
+    try {
+      ws = new WebSocket(wsUrl());
+    } catch {
+      scheduleReconnect();
+      return;
+    }
+    state.ws = ws;
+    ws.addEventListener("open", () => {
+      const hello = { type: "hello", protocol: PROTOCOL, lang: state.lang };
+      if (state.sessionId) hello.session_id = state.sessionId;
+      ws.send(JSON.stringify(hello));
+    });
+    ws.addEventListener("message", (event) => {
+      if (ws !== state.ws) return;
+      if (typeof event.data !== "string") return;
+      let msg;
+      try {
+        msg = JSON.parse(event.data);
+      } catch {
+        return; // not ours to crash on
+      }
+      if (msg && typeof msg.type === "string") handleServerMessage(msg);
+    });
+    ws.addEventListener("close", () => {
+      if (ws !== state.ws) return; // replaced on purpose (new chat)
+      state.online = false;
+      state.ws = null;
+      state.awaiting = false; // the server cancels a turn whose client went away
+      finishAllStreams();
+      updateStatus();
+      scheduleReconnect();
+    });
+  }
+
+  function scheduleReconnect() {
+    clearTimeout(state.retryTimer);
+    const delay = Math.min(RECONNECT_MAX_MS, 1000 * 2 ** Math.min(state.retries, 4));
+    state.retries += 1;
+    state.retryTimer = setTimeout(connect, delay);
+  }
+
+  function reconnectNow() {
+    if (state.ws) {
+      const old = state.ws;
+      state.ws = null;
+      old.close(1000);
+    }
+    state.online = false;
+    state.retries = 0;
+    updateStatus();
+    connect();
+  }
+
+  function send(message) {
+    const ws = state.ws;
+    if (state.online && ws && ws.readyState === WebSocket.OPEN) {
+      ws.send(JSON.stringify(message));
+      return true;
+    }
+    return false;
+  }
+
+  // A user turn (user_text / answer) waits until the previous turn finished and we are online.
+  function sendTurn(message) {
+    state.outbox.push(message);
+    if (state.outbox.length > OUTBOX_LIMIT) state.outbox.shift();
+    if (!state.online) showNotice(t("queued"), "info");
+    pump();
+  }
+
+  function pump() {
+    if (state.awaiting || !state.online || !state.outbox.length) return;
+    if (!send(state.outbox[0])) return;
+    state.outbox.shift();
+    state.awaiting = true;
+    clearTimeout(state.watchdog);
+    state.watchdog = setTimeout(turnFinished, TURN_WATCHDOG_MS);
+  }
+
+  function turnFinished() {
+    clearTimeout(state.watchdog);
+    state.awaiting = false;
+    pump();
+  }
+
+  function updateStatus() {
+    const el = els.status;
+    if (!el) return;
+    const key = state.online ? "status_online" : state.retries > 0 ? "status_offline" : "status_connecting";
+    el.dataset.state = state.online ? "online" : state.retries > 0 ? "offline" : "connecting";
+    el.dataset.i18n = key;
+    el.textContent = t(key);
+  }
+
+  // ---- server messages ------------------------------------------------------------------------
+  function handleServerMessage(msg) {
+    switch (msg.type) {
+      case "session":
+        onSession(msg);
+        break;
+      case "card":
+        if (msg.card && typeof msg.card === "object") {
+          renderCard(msg.message_id, msg.card);
+          remember({ role: "card", id: msg.message_id, card: msg.card });
+        }
+        break;
+      case "token":
+        appendToken(msg.message_id, typeof msg.text === "string" ? msg.text : "");
+        break;
+      case "done":
+        finishReply(msg.message_id, typeof msg.text === "string" ? msg.text : null, msg.llm_used);
+        turnFinished();
+        break;
+      case "error":
+        onError(msg);
+        turnFinished();
+        break;
+      case "ping":
+        send({ type: "pong" });
+        break;
+      default:
+        break; // "pong" and anything newer than this page: ignored
+    }
+  }
+
+  function onSession(msg) {
+    const newId = typeof msg.session_id === "string" ? msg.session_id : null;
+    if (state.sessionId && newId !== state.sessionId && state.history.length) {
+      // The server no longer knows our conversation (expired or unknown): say so, start afresh.
+      addSystem(t("session_expired"));
+      state.history = [];
+    } else if (state.restoredFromHistory && newId === state.sessionId) {
+      addSystem(t("resumed"));
+    }
+    state.restoredFromHistory = false;
+    state.sessionId = newId;
+    save(KEY_SESSION, newId);
+    saveHistory();
+    state.online = true;
+    state.retries = 0;
+    updateStatus();
+    if (msg.lang && msg.lang !== state.lang) send({ type: "locale", lang: state.lang });
+    pump();
+  }
+
+  function onError(msg) {
+    const code = typeof msg.code === "string" ? msg.code : "";
+    const known = code && strings[state.lang] && `error_${code}` in strings[state.lang];
+    const text = known ? t(`error_${code}`) : (typeof msg.message === "string" && msg.message) || t("error_generic");
+    showNotice(text, "error");
+    if (msg.message_id !== undefined && msg.message_id !== null) finishStream(msg.message_id);
+    else finishAllStreams();
+  }
+
+  // ---- rendering ------------------------------------------------------------------------------
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    if (attrs) {
+      for (const [name, value] of Object.entries(attrs)) {
+        if (value === undefined || value === null || value === false) continue;
+        if (name === "class") node.className = value;
+        else if (name === "text") node.textContent = value;
+        else if (name === "i18n") {
+          node.dataset.i18n = value;
+          node.textContent = t(value);
+        } else node.setAttribute(name, value === true ? "" : String(value));
+      }
+    }
+    for (const child of children) {
+      if (child === null || child === undefined || child === false) continue;
+      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return node;
+  }
+
+  function nearBottom() {
+    const log = els.log;
+    return log.scrollHeight - log.scrollTop - log.clientHeight < 120;
+  }
+
+  function addToLog(node, { scroll } = { scroll: true }) {
+    const follow = scroll || nearBottom();
+    els.log.append(node);
+    if (follow) els.log.scrollTop = els.log.scrollHeight;
+    return node;
+  }
+
+  function addSystem(text, i18nKey) {
+    const node = el("p", { class: "msg msg-system" });
+    if (i18nKey) {
+      node.dataset.i18n = i18nKey;
+      node.textContent = t(i18nKey);
+    } else node.textContent = text;
+    return addToLog(node);
+  }
+
+  function addUserBubble(text) {
+    return addToLog(el("div", { class: "msg msg-user" }, el("span", { class: "who visually-hidden", i18n: "you" }), text));
+  }
+
+  function group(messageId) {
+    const key = String(messageId);
+    if (!state.groups.has(key)) state.groups.set(key, { card: null, bubble: null, text: "" });
+    return state.groups.get(key);
+  }
+
+  function ensureBubble(messageId) {
+    const g = group(messageId);
+    if (!g.bubble) {
+      const textNode = el("span", { class: "reply-text" });
+      g.bubble = el(
+        "div",
+        { class: "msg msg-bot", "aria-busy": "true", "data-i18n-typing": "", "data-message-id": String(messageId) },
+        el("span", { class: "who visually-hidden", i18n: "assistant" }),
+        textNode,
+      );
+      g.bubble.dataset.typing = t("typing");
+      addToLog(g.bubble, { scroll: false });
+    }
+    return g.bubble;
+  }
+
+  function appendToken(messageId, text) {
+    if (messageId === undefined || messageId === null) return;
+    const bubble = ensureBubble(messageId);
+    const g = group(messageId);
+    g.text += text;
+    const follow = nearBottom();
+    bubble.querySelector(".reply-text").textContent = g.text;
+    if (follow) els.log.scrollTop = els.log.scrollHeight;
+  }
+
+  function finishReply(messageId, finalText, llmUsed) {
+    if (messageId === undefined || messageId === null) return;
+    const g = group(messageId);
+    const text = finalText !== null && finalText !== "" ? finalText : g.text;
+    if (text) {
+      renderReply(messageId, text, llmUsed);
+      remember({ role: "bot", id: messageId, text, llm_used: llmUsed === true });
+    } else if (g.bubble) {
+      g.bubble.remove();
+      g.bubble = null;
+    }
+    state.groups.delete(String(messageId));
+  }
+
+  function renderReply(messageId, text, llmUsed) {
+    const bubble = ensureBubble(messageId);
+    group(messageId).text = text;
+    bubble.querySelector(".reply-text").textContent = text;
+    bubble.setAttribute("aria-busy", "false");
+    bubble.dataset.llmUsed = String(llmUsed === true);
+    if (nearBottom()) els.log.scrollTop = els.log.scrollHeight;
+  }
+
+  function finishStream(messageId) {
+    const g = state.groups.get(String(messageId));
+    if (!g) return;
+    if (g.bubble) {
+      if (g.text) {
+        g.bubble.setAttribute("aria-busy", "false");
+        remember({ role: "bot", id: messageId, text: g.text, llm_used: false });
+      } else g.bubble.remove();
+    }
+    state.groups.delete(String(messageId));
+  }
+
+  function finishAllStreams() {
+    [...state.groups.keys()].forEach(finishStream);
+  }
+
+  function section(i18nKey, ...content) {
+    return el("section", null, el("h3", { i18n: i18nKey }), ...content);
+  }
+
+  function text(value) {
+    return typeof value === "string" ? value : value === undefined || value === null ? "" : String(value);
+  }
+
+  function renderCard(messageId, card, { restoring } = { restoring: false }) {
+    const level = LEVELS.includes(card.level) ? card.level : "routine";
+    const label = text(card.level_label) || t(`level_${level}`);
+    const body = el("div", { class: "card-body" });
+    const article = el(
+      "article",
+      {
+        class: `card level-${level}`,
+        "data-level": level,
+        "data-message-id": messageId === undefined ? null : String(messageId),
+        "aria-label": label,
+      },
+      el("p", { class: "card-level" }, label),
+      body,
+    );
+
+    if (EMERGENCY_LEVELS.has(level) || card.care_setting === "ambulance_ed") {
+      body.append(el("a", { class: "call-120", href: "tel:120", i18n: "call_120_now" }));
+    }
+    if (card.advice) body.append(section("what_to_do", el("p", { class: "advice" }, text(card.advice))));
+
+    const departments = Array.isArray(card.departments) ? card.departments : [];
+    if (departments.length) {
+      const list = el("ul", { class: "departments" });
+      departments.forEach((d) => {
+        const reason = text(d && d.reason);
+        list.append(
+          el(
+            "li",
+            { "data-department-id": text(d && d.id) },
+            el("strong", { class: "dept-name" }, text(d && d.name) || text(d && d.id)),
+            reason ? el("span", { class: "dept-reason" }, ` — ${reason}`) : null,
+          ),
+        );
+      });
+      body.append(section("departments", list));
+    }
+
+    if (card.care_setting) {
+      const key = `care_setting_${card.care_setting}`;
+      const setting = el("p", { class: "care-setting", "data-care-setting": text(card.care_setting) });
+      if (strings.zh[key] || strings.en[key]) {
+        setting.dataset.i18n = key;
+        setting.textContent = t(key);
+      } else setting.textContent = text(card.care_setting);
+      body.append(section("care_setting", setting));
+    }
+
+    const flags = Array.isArray(card.red_flags) ? card.red_flags : [];
+    if (flags.length) {
+      const list = el("ul", { class: "red-flag-list" });
+      flags.forEach((f) => list.append(el("li", { "data-rule-id": text(f && f.rule_id) }, text(f && f.name))));
+      const flagSection = section("red_flags", list);
+      flagSection.classList.add("red-flags");
+      body.append(flagSection);
+    }
+
+    if (card.uncertain) body.append(el("p", { class: "uncertain", i18n: "uncertain" }));
+
+    const citations = Array.isArray(card.citations) ? card.citations : [];
+    if (citations.length) {
+      const list = el("ul", { class: "citation-list" });
+      citations.forEach((c) => {
+        if (!c || !c.doc_id || !c.section) return;
+        list.append(el("li", null, citationLink(text(c.doc_id), text(c.section))));
+      });
+      body.append(section("citations", list));
+    }
+
+    if (card.question && typeof card.question === "object" && card.question.question) {
+      body.append(renderQuestion(card.question, restoring));
+    }
+
+    deactivateQuestions();
+    const g = group(messageId);
+    if (g.bubble) els.log.insertBefore(article, g.bubble); // tokens came first: card stays above prose
+    else addToLog(article);
+    g.card = article;
+    if (!restoring) els.log.scrollTop = els.log.scrollHeight;
+    return article;
+  }
+
+  function renderQuestion(question, restoring) {
+    const box = el(
+      "div",
+      { class: "question", "data-question-id": text(question.id), "data-kind": text(question.kind) },
+      el("h3", { i18n: "question" }),
+      el("p", { class: "question-text" }, text(question.question)),
+    );
+    const replies = el("div", { class: "quick-replies", role: "group", "aria-label": text(question.question) });
+    if (question.kind === "yes_no") {
+      replies.append(
+        quickReply(question, "yes", "answer_yes"),
+        quickReply(question, "no", "answer_no"),
+        quickReply(question, "unknown", "answer_unknown"),
+      );
+    } else {
+      box.append(el("p", { class: "hint", i18n: question.kind === "number" ? "number_hint" : "text_hint" }));
+      replies.append(quickReply(question, "unknown", "answer_unknown"));
+      if (!restoring) setTimeout(() => els.input.focus(), 0);
+    }
+    box.append(replies);
+    return box;
+  }
+
+  function quickReply(question, value, labelKey) {
+    const button = el("button", { type: "button", class: "quick-reply", "data-value": value, i18n: labelKey });
+    button.addEventListener("click", () => {
+      if (button.disabled) return;
+      const label = t(labelKey);
+      button.setAttribute("aria-pressed", "true");
+      deactivateQuestions();
+      addUserBubble(label);
+      remember({ role: "user", text: label });
+      hideNotice();
+      if (question.kind === "yes_no") {
+        sendTurn({ type: "answer", question_id: text(question.id), value });
+      } else {
+        sendTurn({ type: "user_text", text: t("unknown_text") });
+      }
+    });
+    return button;
+  }
+
+  function deactivateQuestions() {
+    els.log.querySelectorAll(".quick-reply:not(:disabled)").forEach((b) => {
+      b.disabled = true;
+    });
+  }
+
+  // ---- citations ------------------------------------------------------------------------------
+  function guidelineUrl(docId, sectionId, lang) {
+    return `${GUIDELINE_ROUTE}/${encodeURIComponent(docId)}/${encodeURIComponent(sectionId)}?lang=${lang}`;
+  }
+
+  function fetchSection(docId, sectionId, lang) {
+    const key = `${docId}/${sectionId}/${lang}`;
+    if (!state.titleCache.has(key)) {
+      const request = fetch(guidelineUrl(docId, sectionId, lang), { headers: { Accept: "application/json" } })
+        .then((response) => {
+          if (!response.ok) throw new Error(`HTTP ${response.status}`);
+          return response.json();
+        })
+        .catch((error) => {
+          state.titleCache.delete(key); // retry next time
+          throw error;
+        });
+      state.titleCache.set(key, request);
+    }
+    return state.titleCache.get(key);
+  }
+
+  function citationLink(docId, sectionId) {
+    const link = el(
+      "a",
+      {
+        class: "citation-link",
+        href: guidelineUrl(docId, sectionId, state.lang),
+        "data-doc-id": docId,
+        "data-section": sectionId,
+      },
+      `${docId} § ${sectionId}`,
+    );
+    link.addEventListener("click", (event) => {
+      event.preventDefault();
+      openCitation(docId, sectionId, link);
+    });
+    // Friendlier label (document and section title) once the server tells us.
+    fetchSection(docId, sectionId, state.lang)
+      .then((data) => {
+        const title = [data.title, data.section_title].filter(Boolean).join(" · ");
+        if (title) link.textContent = title;
+      })
+      .catch(() => {});
+    return link;
+  }
+
+  // A small, safe subset of Markdown for guideline text (paragraphs, "- " lists, | tables |,
+  // **bold**), built as DOM nodes so nothing from the server is ever parsed as HTML.
+  function inline(parent, line) {
+    line.split(/(\*\*[^*]+\*\*)/).forEach((part) => {
+      if (!part) return;
+      if (part.startsWith("**") && part.endsWith("**") && part.length > 4) parent.append(el("strong", null, part.slice(2, -2)));
+      else parent.append(document.createTextNode(part));
+    });
+    return parent;
+  }
+
+  function tableCells(row) {
+    return row.trim().replace(/^\|/, "").replace(/\|$/, "").split("|").map((c) => c.trim());
+  }
+
+  function renderGuidelineText(container, source) {
+    container.replaceChildren();
+    const blocks = text(source).replace(/\r\n?/g, "\n").split(/\n\s*\n/);
+    blocks.forEach((block) => {
+      const lines = block.split("\n").filter((l) => l.trim() !== "");
+      if (!lines.length) return;
+      if (lines.every((l) => /^\s*\|/.test(l))) {
+        const table = el("table");
+        lines.forEach((row, index) => {
+          if (/^\s*\|?[\s:|-]+\|?\s*$/.test(row)) return; // the |---|---| separator
+          const tr = el("tr");
+          tableCells(row).forEach((cell) => tr.append(inline(el(index === 0 ? "th" : "td"), cell)));
+          table.append(tr);
+        });
+        container.append(el("div", { class: "table-wrap" }, table));
+        return;
+      }
+      let list = null;
+      let paragraph = null;
+      lines.forEach((line) => {
+        const item = /^\s*(?:[-*]|\d+[.)])\s+(.*)$/.exec(line);
+        if (item) {
+          if (!list) {
+            list = el(/^\s*\d/.test(line) ? "ol" : "ul");
+            container.append(list);
+          }
+          list.append(inline(el("li"), item[1]));
+          paragraph = null;
+        } else {
+          list = null;
+          if (paragraph) paragraph.append(el("br"));
+          else {
+            paragraph = el("p");
+            container.append(paragraph);
+          }
+          inline(paragraph, line.trim());
+        }
+      });
+    });
+  }
+
+  function formatSource(source) {
+    if (!source) return "";
+    if (typeof source === "string") return source;
+    return [source.guideline, source.year, source.section].filter((x) => x !== undefined && x !== "").join(", ");
+  }
+
+  function openCitation(docId, sectionId) {
+    const dialog = els.dialog;
+    els.citationTitle.dataset.i18n = "guideline";
+    els.citationTitle.textContent = t("guideline");
+    els.citationSectionTitle.textContent = "";
+    els.citationText.textContent = t("loading");
+    els.citationSources.textContent = "";
+    if (!dialog.open) {
+      if (typeof dialog.showModal === "function") dialog.showModal();
+      else dialog.setAttribute("open", "");
+    }
+    fetchSection(docId, sectionId, state.lang)
+      .then((data) => {
+        delete els.citationTitle.dataset.i18n;
+        els.citationTitle.textContent = text(data.title) || t("guideline");
+        els.citationSectionTitle.textContent = text(data.section_title);
+        renderGuidelineText(els.citationText, data.text);
+        const sources = Array.isArray(data.sources) ? data.sources.map(formatSource).filter(Boolean) : [];
+        els.citationSources.textContent = sources.length ? `${t("sources")}: ${sources.join("; ")}` : "";
+      })
+      .catch(() => {
+        els.citationText.textContent = t("citation_failed");
+      });
+  }
+
+  function closeCitation() {
+    if (els.dialog.open) {
+      if (typeof els.dialog.close === "function") els.dialog.close();
+      else els.dialog.removeAttribute("open");
+    }
+  }
+
+  // ---- notices --------------------------------------------------------------------------------
+  let noticeTimer = null;
+
+  function showNotice(message, kind) {
+    clearTimeout(noticeTimer);
+    els.notice.textContent = message;
+    els.notice.dataset.kind = kind || "error";
+    els.notice.hidden = false;
+    noticeTimer = setTimeout(hideNotice, kind === "info" ? 5000 : 12000);
+  }
+
+  function hideNotice() {
+    clearTimeout(noticeTimer);
+    els.notice.hidden = true;
+    els.notice.textContent = "";
+  }
+
+  // ---- history --------------------------------------------------------------------------------
+  function remember(item) {
+    state.history.push(item);
+    saveHistory();
+  }
+
+  function restoreHistory(items) {
+    items.forEach((item) => {
+      if (!item || typeof item !== "object") return;
+      if (item.role === "user") addUserBubble(text(item.text));
+      else if (item.role === "card" && item.card) renderCard(item.id, item.card, { restoring: true });
+      else if (item.role === "bot") {
+        renderReply(item.id, text(item.text), item.llm_used);
+        state.groups.delete(String(item.id));
+      }
+    });
+    // Only an unanswered question at the very end stays answerable.
+    const last = items[items.length - 1];
+    if (!(last && (last.role === "card" || last.role === "bot"))) deactivateQuestions();
+    else {
+      const cards = els.log.querySelectorAll(".card");
+      const lastCard = cards[cards.length - 1];
+      if (lastCard) lastCard.querySelectorAll(".quick-reply").forEach((b) => (b.disabled = false));
+    }
+    state.history = items.slice();
+    state.groups.clear();
+    els.log.scrollTop = els.log.scrollHeight;
+  }
+
+  function addWelcome() {
+    addSystem(null, "welcome").classList.add("welcome");
+  }
+
+  function newConversation() {
+    state.sessionId = null;
+    state.history = [];
+    state.groups.clear();
+    state.outbox = [];
+    state.awaiting = false;
+    save(KEY_SESSION, null);
+    save(KEY_HISTORY, null);
+    els.log.replaceChildren();
+    hideNotice();
+    addWelcome();
+    reconnectNow();
+    els.input.focus();
+  }
+
+  // ---- composer -------------------------------------------------------------------------------
+  function submitMessage() {
+    const value = els.input.value.trim();
+    if (!value) {
+      els.input.focus();
+      return;
+    }
+    hideNotice();
+    deactivateQuestions();
+    addUserBubble(value);
+    remember({ role: "user", text: value });
+    sendTurn({ type: "user_text", text: value });
+    els.input.value = "";
+    autoGrow();
+    els.input.focus();
+  }
+
+  function autoGrow() {
+    els.input.style.height = "auto";
+    els.input.style.height = `${Math.min(els.input.scrollHeight + 2, window.innerHeight * 0.3)}px`;
+  }
+
+  // ---- start ----------------------------------------------------------------------------------
+  function initialLang() {
+    const stored = load(KEY_LANG);
+    if (stored === "zh" || stored === "en") return stored;
+    const preferred = (navigator.languages && navigator.languages[0]) || navigator.language || "";
+    return preferred.toLowerCase().startsWith("en") ? "en" : "zh";
+  }
+
+  async function loadStrings() {
+    try {
+      const response = await fetch(I18N_URL);
+      if (response.ok) {
+        const data = await response.json();
+        if (data && data.zh && data.en) strings = data;
+      }
+    } catch {
+      /* keep the built-in minimum */
+    }
+  }
+
+  async function start() {
+    els.log = $("log");
+    els.status = $("conn-status");
+    els.notice = $("notice");
+    els.input = $("message-input");
+    els.form = $("composer");
+    els.dialog = $("citation-dialog");
+    els.citationTitle = $("citation-title");
+    els.citationSectionTitle = $("citation-section-title");
+    els.citationText = $("citation-text");
+    els.citationSources = $("citation-sources");
+
+    await loadStrings();
+    setLang(initialLang(), { announce: false });
+
+    document.querySelectorAll(".lang-btn").forEach((btn) => {
+      btn.addEventListener("click", () => setLang(btn.dataset.lang));
+    });
+    $("new-chat").addEventListener("click", newConversation);
+    $("citation-close").addEventListener("click", closeCitation);
+    els.dialog.addEventListener("click", (event) => {
+      if (event.target === els.dialog) closeCitation(); // a tap on the backdrop
+    });
+    els.form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      submitMessage();
+    });
+    els.input.addEventListener("keydown", (event) => {
+      // Enter sends, Shift+Enter breaks the line; never while an IME is composing Chinese.
+      if (event.key === "Enter" && !event.shiftKey && !event.isComposing && event.keyCode !== 229) {
+        event.preventDefault();
+        submitMessage();
+      }
+    });
+    els.input.addEventListener("input", autoGrow);
+    window.addEventListener("online", () => {
+      if (!state.online) reconnectNow();
+    });
+
+    state.sessionId = load(KEY_SESSION);
+    const items = state.sessionId ? loadHistory(state.sessionId) : [];
+    addWelcome();
+    if (items.length) {
+      restoreHistory(items);
+      state.restoredFromHistory = true;
+    }
+    connect();
+  }
+
+  // Exposed for debugging in the browser console and for the end-to-end test.
+  window.daozhenChat = { state, t };
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+  else start();
+})();
