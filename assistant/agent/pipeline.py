@@ -39,7 +39,10 @@ _SENTENCE_END = re.compile(r"[。！？!?；;\n]|\.(\s|$)")
 _CHUNK_CHARS = 24  # rules-only replies are sent in small pieces, like a stream
 
 
-_NUMBER = r"(\d|[一二两三四五六七八九十半]|\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|a few))"
+_NUMBER = (
+    r"(\d|[一二两三四五六七八九十半]|"
+    r"\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|a few))"
+)
 _AGE_HINT = re.compile(_NUMBER + r"\s*(岁|个?月|周|天大|years?|months?|weeks?|yo\b|y/o)|old\b")
 _TEMP_HINT = re.compile(r"(\d|[一二两三四五六七八九十])\s*(度|℃|°|degrees?|f\b|c\b)|烧到|发烧|fever|temp")
 

@@ -13,7 +13,8 @@ _DIAGNOSIS = re.compile(
     r"\byou (have|'ve got|are suffering from) (a |an )?\w+ ?"
     r"(disease|infection|itis|cancer|syndrome|attack|stroke)|"
     r"\b(the )?diagnosis is\b|\bit is definitely\b|\bthis is (definitely|certainly) (a |an )?\w+|"
-    r"\b(a |the )?(common |typical |classic )?(symptom|sign)s? of (a |an )?\w+|\bwhich is a (\w+ ){0,2}condition|"
+    r"\b(a |the )?(common |typical |classic )?(symptom|sign)s? of (a |an )?\w+|"
+    r"\bwhich is a (\w+ ){0,2}condition|"
     r"这是.{0,8}(病|炎|症)的(症状|表现)|(属于|应该是|考虑是).{0,6}(病|炎|症|癌)"
 )
 _PRESCRIPTION = re.compile(
