@@ -292,8 +292,6 @@ def test_llm_extracted_age_can_raise_the_level_but_is_validated() -> None:
     )
     text = "my little one turned seven weeks on monday, fever 38.2"
     events = run_turn(service(llm), ConversationSession(), text)
-        service(llm), ConversationSession(), "my little one turned seven weeks on monday, fever 38.2"
-    )
     cards = [e.data["card"] for e in events if e.type == "card"]
     assert cards[0]["level"] != "emergency"
     assert cards[-1]["level"] == "emergency"
