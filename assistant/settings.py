@@ -54,7 +54,8 @@ class Settings(BaseSettings):
     llm_model_path: Path | None = None  # any other GGUF file; overrides llm_model
     llm_base_url: str = "http://127.0.0.1:8080/v1"  # OpenAI-compatible server (llm_backend=openai)
     llm_api_model: str = "local"
-    llm_threads: int = 2
+    # 1 thread: on a shared 2-core machine, 2 threads collapse when the other core is busy (benchmarked)
+    llm_threads: int = 1
     llm_ctx: int = 4096
     llm_timeout_s: float = 60.0
     llm_max_reply_tokens: int = 200

@@ -181,7 +181,7 @@ class TurnRecord:
     """What one user turn produced, whichever chat path ran it."""
 
     user_text: str
-    kind: str  # "assessment" | "emergency" | "question" | "error"
+    kind: str  # "assessment" | "emergency" | "question" | "error" | "info" (agent: no card)
     level: Level | None  # the card's level; None when the turn produced no card
     departments: tuple[str, ...] = ()
     question_id: str | None = None
@@ -212,14 +212,17 @@ def _event_parts(event: Any) -> tuple[str, dict[str, Any]]:
     return str(kind), data if isinstance(data, dict) else {}
 
 
+_QUESTION_ID = re.compile(r"^[a-z][a-z0-9_.]*$")  # "age", "q.breathing", "confirm.age_months"
+
+
 def _question_id(value: Any) -> str | None:
-    if isinstance(value, str) and value:
-        return value
+    """A question id from an id string or a MissingFact-like dict; question wording ("How old is
+    the patient?") is not an id."""
+    if isinstance(value, str):
+        return value if _QUESTION_ID.match(value) else None
     if isinstance(value, dict):
         qid = value.get("id")
         return str(qid) if qid else None
-    if isinstance(value, list) and value:
-        return _question_id(value[0])
     return None
 
 
@@ -246,24 +249,36 @@ def record_from_events(
     """A TurnRecord from the chat service's events for one turn.
 
     The last card wins (a turn may refine its card). The question id comes from a "question" event,
-    else from the card's missing question, else from the ids the session recorded as asked during
-    the turn (`new_asked_ids`). The reply text is the "done" text, else the streamed tokens.
+    else from the card's question ("question", "missing_question", or "missing" when it is one
+    question rather than the engine's whole list of open questions), else from the ids the session
+    recorded as asked during the turn (`new_asked_ids`). The reply text is the "done" text, else
+    the streamed tokens.
     """
     level: Level | None = None
     departments: tuple[str, ...] = ()
     question_id: str | None = None
+    card_question_id: str | None = None
     done_text: str | None = None
     tokens: list[str] = []
     error_code: str | None = None
     for event in events:
         kind, data = _event_parts(event)
         if kind == "card":
-            level = _level(data.get("level")) or level
-            departments = _department_ids(data.get("departments")) or departments
+            # ChatService nests the card: {"message_id", "card": {...} | None}; a None card (an
+            # answer from the guidelines, no triage) adds nothing.
+            card = data.get("card") if "card" in data else data
+            if not isinstance(card, dict) or _level(card.get("level")) is None:
+                continue
+            # a later card (e.g. "updated" after fact extraction) replaces the earlier one whole
+            level = _level(card.get("level"))
+            departments = _department_ids(card.get("departments"))
+            card_question_id = None
             for key in ("question", "missing_question", "missing"):
-                question_id = _question_id(data.get(key)) or question_id
+                value = card.get(key)
+                if not isinstance(value, list):  # a list is every open question, not the one asked
+                    card_question_id = card_question_id or _question_id(value)
         elif kind == "question":
-            question_id = _question_id(data.get("question", data)) or question_id
+            question_id = _question_id(data) or _question_id(data.get("question")) or question_id
         elif kind == "token":
             piece = data.get("text", data.get("token", ""))
             tokens.append(piece if isinstance(piece, str) else "")
@@ -272,17 +287,13 @@ def record_from_events(
             done_text = text if isinstance(text, str) else done_text
         elif kind == "error":
             error_code = str(data.get("code") or "error")
-    if question_id is None and new_asked_ids:
-        question_id = new_asked_ids[-1]
-    if level is None and error_code is not None:
-        kind_name = "error"
+    question_id = question_id or card_question_id or (new_asked_ids[-1] if new_asked_ids else None)
+    if level is None:
+        kind_name = "error" if error_code is not None else "info"  # info: a reply without a card
     elif level in EMERGENCY_LEVELS:
         kind_name = "emergency"
     elif question_id is not None:
         kind_name = "question"
-    elif level is None:
-        kind_name = "error"
-        error_code = error_code or "no_card"
     else:
         kind_name = "assessment"
     return TurnRecord(
@@ -315,13 +326,12 @@ _LEVEL_PHRASES: dict[Level, dict[str, tuple[str, ...]]] = {
         "zh": ("近期门诊就诊", "近期门诊", "近期就诊", "预约门诊", "近几天预约", "择期就诊"),
         "en": (
             r"book a clinic visit",
-            r"in the coming days",
             r"routine (?:appointment|visit)",
-            r"in the next few days",
+            r"(?:see a doctor|clinic visit|appointment) in the (?:next few|coming) days",
         ),
     },
     Level.urgent: {
-        "zh": ("24小时内就医", "24小时内"),
+        "zh": ("24小时内就医", "24小时内就诊", "24小时内看医生"),
         "en": (r"within 24 hours",),
     },
     Level.emergency: {
@@ -332,9 +342,10 @@ _LEVEL_PHRASES: dict[Level, dict[str, tuple[str, ...]]] = {
 # Words that negate a phrase when they come before it in the same clause ("不要在家观察",
 # "do not just watch at home"). Only the clause is searched, so "It's not serious, care for
 # yourself at home" still counts as naming self-care.
-_NEGATION_ZH = re.compile(r"不|别|无需|勿|而非|并非")
+# Conditions ("如果不发烧可以在家观察", "if there is no fever, rest at home") are not negations.
+_NEGATION_ZH = re.compile(r"不要|不能|不宜|不应|不必|不用|不可|不是|别|无需|勿|而非|并非")
 _NEGATION_EN = re.compile(
-    r"\b(?:not|no|never|don't|dont|doesn't|cannot|can't|instead of|rather than)\b", re.I
+    r"\b(?:not|never|don't|dont|doesn't|cannot|can't|shouldn't|instead of|rather than|no need to)\b", re.I
 )
 _CLAUSE_BREAK = re.compile(r"[，。,.;；!?！？:：\n]")
 _EMERGENCY_NUMBER = "120"

@@ -143,15 +143,21 @@ class ServerMetrics:
 
     def __init__(self) -> None:
         self.http_requests = Counter(
-            "daozhen_http_requests_total", "HTTP requests by route, method and status.", ("route", "method", "status")
+            "daozhen_http_requests_total",
+            "HTTP requests by route, method and status.",
+            ("route", "method", "status"),
         )
         self.ws_messages = Counter(
-            "daozhen_ws_messages_total", "Websocket messages by direction (in/out) and type.", ("direction", "type")
+            "daozhen_ws_messages_total",
+            "Websocket messages by direction (in/out) and type.",
+            ("direction", "type"),
         )
         self.errors = Counter("daozhen_errors_total", "Errors sent to clients, by stable code.", ("code",))
         self.turns = Counter("daozhen_turns_total", "Chat turns by outcome.", ("outcome",))
         self.queue_depth = Gauge("daozhen_queue_depth", "Generations waiting for the language model.")
-        self.active_sessions = Gauge("daozhen_active_sessions", "Sessions held by open websocket connections.")
+        self.active_sessions = Gauge(
+            "daozhen_active_sessions", "Sessions held by open websocket connections."
+        )
         self.ws_connections = Gauge("daozhen_ws_connections", "Open websocket connections.")
         self.card_latency = Histogram(
             "daozhen_card_latency_seconds", "From a user message arriving to its triage card being sent."

@@ -185,8 +185,13 @@ def _with_client_id(message: dict[str, Any], client_msg_id: str | None) -> dict[
     return message
 
 
-def card_message(message_id: str, card: dict[str, Any], client_msg_id: str | None = None) -> dict[str, Any]:
-    return _with_client_id({"type": "card", "message_id": message_id, "card": card}, client_msg_id)
+def card_message(
+    message_id: str, card: dict[str, Any] | None, client_msg_id: str | None = None, **extra: Any
+) -> dict[str, Any]:
+    """card is None for a turn that answers a guideline question (then `citations` is given);
+    `updated: true` marks a card that replaces the turn's earlier one (it got more urgent)."""
+    message = {"type": "card", "message_id": message_id, "card": card, **extra}
+    return _with_client_id(message, client_msg_id)
 
 
 def token_message(message_id: str, text: str) -> dict[str, Any]:
@@ -214,7 +219,11 @@ def error_event(
     client_msg_id: str | None = None,
     **params: Any,
 ) -> dict[str, Any]:
-    out: dict[str, Any] = {"type": "error", "code": code, "message": message or error_message(code, lang, **params)}
+    out: dict[str, Any] = {
+        "type": "error",
+        "code": code,
+        "message": message or error_message(code, lang, **params),
+    }
     if message_id is not None:
         out["message_id"] = message_id
     return _with_client_id(out, client_msg_id)

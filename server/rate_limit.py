@@ -7,7 +7,9 @@ from collections.abc import Callable
 
 
 class TokenBucket:
-    def __init__(self, capacity: float, refill_per_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, capacity: float, refill_per_s: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.capacity = capacity
         self.refill_per_s = refill_per_s
         self._clock = clock

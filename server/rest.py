@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -21,7 +21,9 @@ router = APIRouter()
 
 
 class ErrorDetail(BaseModel):
-    code: str = Field(description="stable error code, e.g. empty_input, input_too_long, invalid_fact, bad_json")
+    code: str = Field(
+        description="stable error code, e.g. empty_input, input_too_long, invalid_fact, bad_json"
+    )
     message: str = Field(description="human-readable message (zh / en)")
 
 
@@ -66,8 +68,15 @@ class TriageRequest(BaseModel):
         json_schema_extra={
             "examples": [
                 {"text": "胸口压榨样疼痛，出冷汗，持续20分钟", "lang": "zh"},
-                {"text": "my 2 year old has had a fever since yesterday", "age_months": 24, "temperature_c": 39.2},
-                {"text": "rash on both arms, itchy", "facts": {"age_months": 420, "vitals": {"temperature_c": 36.8}}},
+                {
+                    "text": "my 2 year old has had a fever since yesterday",
+                    "age_months": 24,
+                    "temperature_c": 39.2,
+                },
+                {
+                    "text": "rash on both arms, itchy",
+                    "facts": {"age_months": 420, "vitals": {"temperature_c": 36.8}},
+                },
             ]
         }
     )
@@ -148,7 +157,9 @@ async def healthz() -> dict[str, str]:
 @router.get(
     "/readyz",
     response_model=ReadinessResponse,
-    responses={503: {"model": ReadinessResponse, "description": "still loading, or the knowledge base failed"}},
+    responses={
+        503: {"model": ReadinessResponse, "description": "still loading, or the knowledge base failed"}
+    },
     tags=["ops"],
 )
 async def readyz(request: Request) -> JSONResponse:
@@ -183,7 +194,7 @@ async def triage(request: Request) -> JSONResponse:
     tags=["knowledge"],
 )
 async def guideline_section(
-    request: Request, doc_id: str, section: str, lang: Lang | None = Query(default=None)
+    request: Request, doc_id: str, section: str, lang: Lang | None = None
 ) -> JSONResponse:
     """The guideline text a citation {doc_id, section} points to, in `lang` when available."""
     library = request.app.state.guidelines

@@ -24,8 +24,9 @@ _BREAK_AFTER = re.compile(r"(?<=[，。！？；：、,.!?;:\n])")
 def card_from_result(result: TriageResult, kind: str, question: Any | None = None) -> dict[str, Any]:
     """The structured card a client renders: what the engine decided, never model prose."""
     care = load_rulebook().advice.care_settings.get(result.care_setting.value)
+    # Same fields as assistant.agent.pipeline.build_card, so clients see one card shape.
     return {
-        "kind": kind,  # "emergency" | "question" | "assessment"
+        "reply_kind": kind,  # "emergency" | "question" | "assessment"
         "lang": result.lang,
         "level": result.level.value,
         "level_label": result.level_label,
@@ -38,7 +39,10 @@ def card_from_result(result: TriageResult, kind: str, question: Any | None = Non
         "citations": [c.model_dump(mode="json") for c in result.citations],
         "question": question.model_dump(mode="json") if question is not None else None,
         "uncertain": result.uncertain,
+        "warnings": [w.model_dump(mode="json") for w in result.warnings],
         "disclaimer": result.disclaimer,
+        "engine_version": result.engine_version,
+        "knowledge_version": result.knowledge_version,
     }
 
 
@@ -85,11 +89,13 @@ class RulesOnlyChatService:
             setattr(session, name, getattr(work, name))
 
         if reply.kind == "error":
-            yield ChatEvent(type="error", data={"code": reply.error_code or "bad_input", "message": reply.text})
+            yield ChatEvent(
+                type="error", data={"code": reply.error_code or "bad_input", "message": reply.text}
+            )
             return
         card = card_from_reply(reply)
         if card is not None:
-            yield ChatEvent(type="card", data=card)
+            yield ChatEvent(type="card", data={"card": card})
         for piece in text_pieces(reply.text, self.piece_chars):
             if cancel is not None and cancel.is_set():
                 return

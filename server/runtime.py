@@ -102,9 +102,12 @@ class Runtime:
         if self._loading is not None and not self._loading.done():
             self._loading.cancel()
             await asyncio.gather(self._loading, return_exceptions=True)
-        aclose = getattr(self.chat_service, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        close = getattr(self.chat_service, "close", None)  # e.g. the agent's model thread
+        if callable(close):
+            try:
+                close()
+            except Exception:
+                log.exception("closing the chat service failed")
         if self.store is not None:
             self.store.close()
 
@@ -154,7 +157,11 @@ class Runtime:
             available, reason = False, f"{type(exc).__name__}: {exc}"
         else:
             reason = None if available else getattr(llm, "unavailable_reason", None) or "unavailable"
-        return {"name": str(getattr(llm, "name", type(llm).__name__)), "available": available, "reason": reason}
+        return {
+            "name": str(getattr(llm, "name", type(llm).__name__)),
+            "available": available,
+            "reason": reason,
+        }
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
         knowledge_ready = self.knowledge is not None
@@ -162,7 +169,15 @@ class Runtime:
         status = "ready" if ready else ("failed" if self.knowledge_error else "starting")
         return ready, {
             "status": status,
-            "knowledge": {"ready": knowledge_ready, "version": self.knowledge_version, "error": self.knowledge_error},
+            "knowledge": {
+                "ready": knowledge_ready,
+                "version": self.knowledge_version,
+                "error": self.knowledge_error,
+            },
             "llm": self.llm_status(),
-            "chat": {"ready": self.chat_ready, "mode": self.chat_mode, "service": type(self.chat_service).__name__},
+            "chat": {
+                "ready": self.chat_ready,
+                "mode": self.chat_mode,
+                "service": type(self.chat_service).__name__,
+            },
         }

@@ -125,7 +125,8 @@ class SessionStore:
         now = _now()
         db.execute(
             "INSERT INTO sessions(session_id, state_json, created, updated) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT(session_id) DO UPDATE SET state_json = excluded.state_json, updated = excluded.updated",
+            "ON CONFLICT(session_id) DO UPDATE SET "
+            "state_json = excluded.state_json, updated = excluded.updated",
             (session_id, json.dumps(state, ensure_ascii=False), now, now),
         )
 

@@ -114,17 +114,19 @@ class ChatConnection:
         try:
             await self._read()
         finally:
+            # Synchronous clean-up first: when the server itself is shutting down, this task is
+            # being cancelled and every await below may be interrupted.
             self.closed = True
             if self.turn_cancel is not None:
                 self.turn_cancel.set()
             worker.cancel()
             heartbeat.cancel()
-            await asyncio.gather(worker, heartbeat, return_exceptions=True)
             if self.live is not None:
                 self.sessions.release(self.live)
                 self.live = None
             self.metrics.ws_connections.dec()
             self.rt.open_connections -= 1
+            await asyncio.gather(worker, heartbeat, return_exceptions=True)
 
     async def _read(self) -> None:
         loop = asyncio.get_running_loop()
@@ -259,7 +261,10 @@ class ChatConnection:
                 session.set_lang(hello.lang)
                 self._save(live)
         history = (
-            [{"role": m.role, "text": m.text} for m in self.sessions.store.messages(session.session_id, HISTORY_LINES)]
+            [
+                {"role": m.role, "text": m.text}
+                for m in self.sessions.store.messages(session.session_id, HISTORY_LINES)
+            ]
             if resumed
             else []
         )
@@ -302,7 +307,9 @@ class ChatConnection:
             await self._error("stale_question", client_msg_id=answer.client_msg_id)
             return
         try:
-            session_text, shown_text = answer_as_text(question, answer.value, live.session.lang or self.lang or "zh")
+            session_text, shown_text = answer_as_text(
+                question, answer.value, live.session.lang or self.lang or "zh"
+            )
         except ProtocolError as exc:
             await self._error(exc.code, client_msg_id=answer.client_msg_id, **exc.params)
             return
@@ -310,13 +317,20 @@ class ChatConnection:
 
     # ------------------------------------------------------------------ one turn
 
-    async def _turn(self, session_text: str, shown_text: str, client_msg_id: str | None, received: float) -> None:
+    async def _turn(
+        self, session_text: str, shown_text: str, client_msg_id: str | None, received: float
+    ) -> None:
         live = await self._ensure_session()
         async with live.lock:
             await self._stream_turn(live, session_text, shown_text, client_msg_id, received)
 
     async def _stream_turn(
-        self, live: LiveSession, session_text: str, shown_text: str, client_msg_id: str | None, received: float
+        self,
+        live: LiveSession,
+        session_text: str,
+        shown_text: str,
+        client_msg_id: str | None,
+        received: float,
     ) -> None:
         loop = asyncio.get_running_loop()
         message_id = uuid.uuid4().hex[:16]
@@ -344,9 +358,11 @@ class ChatConnection:
                     break
                 kind, data = getattr(event, "type", None), getattr(event, "data", None) or {}
                 if kind == "card":
-                    await self._send(card_message(message_id, data, client_msg_id))
-                    card_sent = True
-                    self.metrics.card_latency.observe(loop.time() - received)
+                    card, extra = _card_parts(data)
+                    await self._send(card_message(message_id, card, client_msg_id, **extra))
+                    if card is not None:
+                        card_sent = True
+                        self.metrics.card_latency.observe(loop.time() - received)
                 elif kind == "token":
                     piece = str(data.get("text", ""))
                     if piece:
@@ -368,7 +384,11 @@ class ChatConnection:
                     self.metrics.errors.inc(code=code)
                     await self._send(
                         error_event(
-                            code, self._lang(), message=error_line, message_id=message_id, client_msg_id=client_msg_id
+                            code,
+                            self._lang(),
+                            message=error_line,
+                            message_id=message_id,
+                            client_msg_id=client_msg_id,
                         )
                     )
                     break
@@ -385,15 +405,18 @@ class ChatConnection:
             error_line = error_message(code, self._lang())
             await self._error(code, message_id=message_id, client_msg_id=client_msg_id)
         finally:
-            await _close_quietly(events)
+            # Record before awaiting anything: a cancelled task may not get past the next await.
             self.turn_cancel = None
             reply = final_text if final_text is not None else "".join(pieces)
             self._record(live, shown_text, reply, error_line, card_sent)
             self._observe(outcome, received, first_token_at, len(pieces), loop.time())
+            await _close_quietly(events)
         if not ended:  # the service stopped without "done": close the turn for the client
             await self._send(done_message(message_id, "".join(pieces), llm_used, client_msg_id))
 
-    def _observe(self, outcome: str, received: float, first_token_at: float | None, tokens: int, now: float) -> None:
+    def _observe(
+        self, outcome: str, received: float, first_token_at: float | None, tokens: int, now: float
+    ) -> None:
         self.metrics.turns.inc(outcome=outcome)
         if outcome != "done":
             return
@@ -403,7 +426,9 @@ class ChatConnection:
 
     # ------------------------------------------------------------------ persistence
 
-    def _record(self, live: LiveSession, user_text: str, reply: str, error_line: str | None, card_sent: bool) -> None:
+    def _record(
+        self, live: LiveSession, user_text: str, reply: str, error_line: str | None, card_sent: bool
+    ) -> None:
         session = live.session
         lines = [("user", user_text)]
         if reply:
@@ -422,6 +447,16 @@ class ChatConnection:
             self.sessions.store.save_session(live.session_id, live.session.to_dict())
         except Exception:
             log.exception("saving session %s failed", live.session_id)
+
+
+def _card_parts(data: dict[str, Any]) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """(card, extra fields) from a "card" event: {"card": {...} | None, "citations"?, "updated"?}
+    as the agent pipeline sends it, or the card's fields directly."""
+    if "card" not in data:
+        return data, {}
+    card = data["card"] if isinstance(data["card"], dict) else None
+    extra = {k: data[k] for k in ("citations", "updated") if k in data}
+    return card, extra
 
 
 def _current_question(live: LiveSession) -> MissingFact | None:

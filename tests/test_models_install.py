@@ -215,3 +215,31 @@ def test_model_path_prefers_the_explicit_file(tmp_path: Path) -> None:
     other = tmp_path / "mine.gguf"
     other.write_bytes(b"GGUF")
     assert models.model_path(Settings(data_dir=tmp_path, llm_model_path=other)) == other
+
+
+def test_cli_install_exit_codes_and_messages(
+    tmp_path: Path,
+    copy_downloader: list[str],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert models.cli_install("no-such-model", tmp_path) == 2
+    assert "未知模型" in capsys.readouterr().err
+
+    monkeypatch.setitem(models.MODELS, "fake-model", _spec())
+    assert models.cli_install("fake-model", tmp_path) == 0
+    assert "installed" in capsys.readouterr().out
+    assert models.cli_install("fake-model", tmp_path) == 0
+    assert "ready" in capsys.readouterr().out
+
+    monkeypatch.setitem(models.MODELS, "fake-model", _spec(parts=3, sha256="f" * 64, name="other"))
+    assert models.cli_install("fake-model", tmp_path) == 1
+    assert "sha256" in capsys.readouterr().err
+
+
+def test_an_unwritable_models_dir_is_a_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(ModelInstallError) as info:
+        install_model("fake-model", blocker / "models", spec=_spec(), progress=lambda _: None)
+    assert info.value.code == "write_failed" and "无法写入" in str(info.value)

@@ -1,13 +1,18 @@
 /*
  * Daozhen chat page: plain browser JavaScript, no build step, no external resources.
  *
- * Speaks the websocket protocol "daozhen.chat.v1" (server/asyncapi.yaml) on /ws/chat:
+ * Speaks the websocket protocol "daozhen.chat.v1" (server/protocol.py, server/asyncapi.yaml) on
+ * /ws/chat:
  *   client -> hello {protocol, lang, session_id?} | user_text {text} | answer {question_id, value}
  *             | locale {lang} | ping | pong
- *   server -> session {session_id, lang} | card {message_id, card} | token {message_id, text}
- *             | done {message_id, text, llm_used} | error {code, message} | ping | pong
- * The session id and a transcript live in localStorage so a reload or a dropped connection
- * resumes the same conversation. Every server string is inserted as text, never as HTML.
+ *   server -> session {session_id, lang, resumed, history, pending_question}
+ *             | card {message_id, card} | token {message_id, text} | question {message_id, question}
+ *             | done {message_id, text, llm_used} | error {code, message, message_id?}
+ *             | locale {lang, pending_question} | ping | pong
+ * Every turn ends with exactly one "done" or "error". The session id and a transcript (with the
+ * cards) live in localStorage so a reload or a dropped connection resumes the same conversation;
+ * without a local transcript the server's history is shown. Server strings are inserted as text,
+ * never as HTML.
  */
 "use strict";
 
@@ -15,7 +20,7 @@
   const PROTOCOL = "daozhen.chat.v1";
   const WS_PATH = "/ws/chat";
   const GUIDELINE_ROUTE = "/api/guidelines";
-  const I18N_URL = "/static/i18n.json";
+  const I18N_URL = "i18n.json"; // static files are served next to the page
   const KEY_SESSION = "daozhen.session_id";
   const KEY_LANG = "daozhen.lang";
   const KEY_HISTORY = "daozhen.history";
@@ -158,10 +163,11 @@
       if (ws !== state.ws) return; // replaced on purpose (new chat)
       state.online = false;
       state.ws = null;
+      if (state.awaiting || state.groups.size) showNotice(t("interrupted"), "error");
       state.awaiting = false; // the server cancels a turn whose client went away
       finishAllStreams();
-      updateStatus();
       scheduleReconnect();
+      updateStatus(); // after scheduling, so it reads "reconnecting"
     });
   }
 
@@ -240,6 +246,12 @@
       case "token":
         appendToken(msg.message_id, typeof msg.text === "string" ? msg.text : "");
         break;
+      case "question":
+        if (msg.question && typeof msg.question === "object") {
+          showQuestion(msg.message_id, msg.question);
+          remember({ role: "question", id: msg.message_id, question: msg.question });
+        }
+        break;
       case "done":
         finishReply(msg.message_id, typeof msg.text === "string" ? msg.text : null, msg.llm_used);
         turnFinished();
@@ -247,6 +259,9 @@
       case "error":
         onError(msg);
         turnFinished();
+        break;
+      case "locale":
+        onLocale(msg);
         break;
       case "ping":
         send({ type: "pong" });
@@ -258,17 +273,25 @@
 
   function onSession(msg) {
     const newId = typeof msg.session_id === "string" ? msg.session_id : null;
-    if (state.sessionId && newId !== state.sessionId && state.history.length) {
+    const resumed = msg.resumed === true || (msg.resumed === undefined && newId === state.sessionId);
+    if (state.sessionId && !resumed) {
       // The server no longer knows our conversation (expired or unknown): say so, start afresh.
-      addSystem(t("session_expired"));
+      if (state.history.length) addSystem(null, "session_expired");
+      deactivateQuestions();
       state.history = [];
-    } else if (state.restoredFromHistory && newId === state.sessionId) {
-      addSystem(t("resumed"));
+    } else if (resumed && state.restoredFromHistory) {
+      addSystem(null, "resumed");
+    } else if (resumed && !state.history.length && Array.isArray(msg.history) && msg.history.length) {
+      restoreServerHistory(msg.history); // e.g. local storage was cleared: show the server's lines
+      addSystem(null, "resumed");
     }
     state.restoredFromHistory = false;
     state.sessionId = newId;
     save(KEY_SESSION, newId);
     saveHistory();
+    if (resumed && msg.pending_question && typeof msg.pending_question === "object") {
+      ensureQuestionShown(msg.pending_question);
+    }
     state.online = true;
     state.retries = 0;
     updateStatus();
@@ -276,13 +299,25 @@
     pump();
   }
 
+  function onLocale(msg) {
+    // The session now speaks msg.lang; the open question comes back reworded in that language.
+    const q = msg.pending_question;
+    if (!q || typeof q !== "object") return;
+    const box = activeQuestionBox();
+    if (box && box.dataset.questionId === text(q.id)) {
+      const p = box.querySelector(".question-text");
+      if (p) p.textContent = text(q.question);
+    }
+  }
+
   function onError(msg) {
     const code = typeof msg.code === "string" ? msg.code : "";
-    const known = code && strings[state.lang] && `error_${code}` in strings[state.lang];
-    const text = known ? t(`error_${code}`) : (typeof msg.message === "string" && msg.message) || t("error_generic");
-    showNotice(text, "error");
     if (msg.message_id !== undefined && msg.message_id !== null) finishStream(msg.message_id);
-    else finishAllStreams();
+    if (code === "unknown_session") return; // the "session" message that follows explains it
+    const known = code && strings[state.lang] && `error_${code}` in strings[state.lang];
+    const serverText = typeof msg.message === "string" ? msg.message : "";
+    showNotice(known ? t(`error_${code}`) : serverText || t("error_generic"), "error");
+    if (code === "stale_question") deactivateQuestions();
   }
 
   // ---- rendering ------------------------------------------------------------------------------
@@ -328,7 +363,14 @@
   }
 
   function addUserBubble(text) {
-    return addToLog(el("div", { class: "msg msg-user" }, el("span", { class: "who visually-hidden", i18n: "you" }), text));
+    return addToLog(
+      el(
+        "div",
+        { class: "msg msg-user" },
+        el("span", { class: "who visually-hidden", i18n: "you" }),
+        el("span", { class: "msg-text" }, text),
+      ),
+    );
   }
 
   function group(messageId) {
@@ -402,8 +444,13 @@
     [...state.groups.keys()].forEach(finishStream);
   }
 
-  function section(i18nKey, ...content) {
-    return el("section", null, el("h3", { i18n: i18nKey }), ...content);
+  // A card heading: fixed in the card's language when known, else following the UI language.
+  function heading(key, lang) {
+    return lang ? el("h3", { text: t(key, lang) }) : el("h3", { i18n: key });
+  }
+
+  function section(key, lang, ...content) {
+    return el("section", null, heading(key, lang), ...content);
   }
 
   function text(value) {
@@ -412,24 +459,33 @@
 
   function renderCard(messageId, card, { restoring } = { restoring: false }) {
     const level = LEVELS.includes(card.level) ? card.level : "routine";
-    const label = text(card.level_label) || t(`level_${level}`);
+    const lang = card.lang === "zh" || card.lang === "en" ? card.lang : null;
+    const label = text(card.level_label) || t(`level_${level}`, lang);
     const body = el("div", { class: "card-body" });
     const article = el(
       "article",
       {
         class: `card level-${level}`,
         "data-level": level,
-        "data-message-id": messageId === undefined ? null : String(messageId),
-        "aria-label": label,
+        "data-message-id": messageId === undefined || messageId === null ? null : String(messageId),
+        "data-lang": lang,
+        "aria-label": `${t("card_label", lang)}: ${label}`,
+        lang: lang ? t("html_lang", lang) : null,
       },
       el("p", { class: "card-level" }, label),
       body,
     );
 
-    if (EMERGENCY_LEVELS.has(level) || card.care_setting === "ambulance_ed") {
-      body.append(el("a", { class: "call-120", href: "tel:120", i18n: "call_120_now" }));
+    if (card.call_120 === true || EMERGENCY_LEVELS.has(level) || card.care_setting === "ambulance_ed") {
+      const call = el("a", { class: "call-120", href: "tel:120" });
+      if (lang) call.textContent = t("call_120_now", lang);
+      else {
+        call.dataset.i18n = "call_120_now";
+        call.textContent = t("call_120_now");
+      }
+      body.append(call);
     }
-    if (card.advice) body.append(section("what_to_do", el("p", { class: "advice" }, text(card.advice))));
+    if (card.advice) body.append(section("what_to_do", lang, el("p", { class: "advice" }, text(card.advice))));
 
     const departments = Array.isArray(card.departments) ? card.departments : [];
     if (departments.length) {
@@ -445,91 +501,123 @@
           ),
         );
       });
-      body.append(section("departments", list));
+      body.append(section("departments", lang, list));
     }
 
     if (card.care_setting) {
       const key = `care_setting_${card.care_setting}`;
       const setting = el("p", { class: "care-setting", "data-care-setting": text(card.care_setting) });
-      if (strings.zh[key] || strings.en[key]) {
-        setting.dataset.i18n = key;
-        setting.textContent = t(key);
-      } else setting.textContent = text(card.care_setting);
-      body.append(section("care_setting", setting));
+      if (card.care_setting_label) setting.textContent = text(card.care_setting_label);
+      else if (key in strings.zh) setting.textContent = t(key, lang);
+      else setting.textContent = text(card.care_setting);
+      body.append(section("care_setting", lang, setting));
     }
 
     const flags = Array.isArray(card.red_flags) ? card.red_flags : [];
     if (flags.length) {
       const list = el("ul", { class: "red-flag-list" });
       flags.forEach((f) => list.append(el("li", { "data-rule-id": text(f && f.rule_id) }, text(f && f.name))));
-      const flagSection = section("red_flags", list);
+      const flagSection = section("red_flags", lang, list);
       flagSection.classList.add("red-flags");
       body.append(flagSection);
     }
 
-    if (card.uncertain) body.append(el("p", { class: "uncertain", i18n: "uncertain" }));
+    if (card.uncertain) body.append(el("p", { class: "uncertain", text: t("uncertain", lang) }));
 
     const citations = Array.isArray(card.citations) ? card.citations : [];
     if (citations.length) {
       const list = el("ul", { class: "citation-list" });
       citations.forEach((c) => {
         if (!c || !c.doc_id || !c.section) return;
-        list.append(el("li", null, citationLink(text(c.doc_id), text(c.section))));
+        list.append(el("li", null, citationLink(text(c.doc_id), text(c.section), lang || state.lang)));
       });
-      body.append(section("citations", list));
+      body.append(section("citations", lang, list));
     }
 
-    if (card.question && typeof card.question === "object" && card.question.question) {
-      body.append(renderQuestion(card.question, restoring));
-    }
+    if (card.disclaimer) body.append(el("p", { class: "disclaimer" }, text(card.disclaimer)));
 
     deactivateQuestions();
+    if (card.question && typeof card.question === "object" && card.question.question) {
+      body.append(renderQuestion(card.question, lang, restoring));
+    }
+
     const g = group(messageId);
     if (g.bubble) els.log.insertBefore(article, g.bubble); // tokens came first: card stays above prose
     else addToLog(article);
     g.card = article;
-    if (!restoring) els.log.scrollTop = els.log.scrollHeight;
+    // Show the card from its top (level, 120 button), even if the prose after it runs long.
+    if (!restoring) article.scrollIntoView({ block: "start", behavior: "auto" });
     return article;
   }
 
-  function renderQuestion(question, restoring) {
+  // A question sent on its own ("question" event or pending_question on resume): inside its
+  // card when that card is on screen, else as a block of its own.
+  function showQuestion(messageId, question, restoring) {
+    if (!question || !question.question) return;
+    const g = state.groups.get(String(messageId));
+    const card = g && g.card;
+    if (card && card.querySelector(`.question[data-question-id="${cssEscape(text(question.id))}"]`)) return;
+    deactivateQuestions();
+    const lang = card && (card.dataset.lang || null);
+    const box = renderQuestion(question, lang, restoring);
+    if (card) card.querySelector(".card-body").append(box);
+    else addToLog(el("div", { class: "card question-card" }, el("div", { class: "card-body" }, box)));
+  }
+
+  function ensureQuestionShown(question) {
+    const box = activeQuestionBox();
+    if (box && box.dataset.questionId === text(question.id)) return;
+    showQuestion(null, question, false);
+  }
+
+  function activeQuestionBox() {
+    const boxes = els.log.querySelectorAll(".question");
+    const last = boxes[boxes.length - 1];
+    return last && last.querySelector(".quick-reply:not(:disabled)") ? last : null;
+  }
+
+  function cssEscape(value) {
+    return window.CSS && CSS.escape ? CSS.escape(value) : value.replace(/["\\]/g, "\\$&");
+  }
+
+  function renderQuestion(question, lang, restoring) {
     const box = el(
       "div",
       { class: "question", "data-question-id": text(question.id), "data-kind": text(question.kind) },
-      el("h3", { i18n: "question" }),
+      heading("question", lang),
       el("p", { class: "question-text" }, text(question.question)),
     );
     const replies = el("div", { class: "quick-replies", role: "group", "aria-label": text(question.question) });
     if (question.kind === "yes_no") {
       replies.append(
-        quickReply(question, "yes", "answer_yes"),
-        quickReply(question, "no", "answer_no"),
-        quickReply(question, "unknown", "answer_unknown"),
+        quickReply(question, "yes", "answer_yes", lang),
+        quickReply(question, "no", "answer_no", lang),
+        quickReply(question, "unknown", "answer_unknown", lang),
       );
     } else {
-      box.append(el("p", { class: "hint", i18n: question.kind === "number" ? "number_hint" : "text_hint" }));
-      replies.append(quickReply(question, "unknown", "answer_unknown"));
+      const hint = question.kind === "number" ? "number_hint" : "text_hint";
+      box.append(el("p", lang ? { class: "hint", text: t(hint, lang) } : { class: "hint", i18n: hint }));
+      replies.append(quickReply(question, "unknown", "answer_unknown", lang));
       if (!restoring) setTimeout(() => els.input.focus(), 0);
     }
     box.append(replies);
     return box;
   }
 
-  function quickReply(question, value, labelKey) {
-    const button = el("button", { type: "button", class: "quick-reply", "data-value": value, i18n: labelKey });
+  function quickReply(question, value, labelKey, lang) {
+    const attrs = { type: "button", class: "quick-reply", "data-value": value };
+    if (lang) attrs.text = t(labelKey, lang);
+    else attrs.i18n = labelKey;
+    const button = el("button", attrs);
     button.addEventListener("click", () => {
       if (button.disabled) return;
-      const label = t(labelKey);
+      const label = button.textContent;
       button.setAttribute("aria-pressed", "true");
       deactivateQuestions();
       addUserBubble(label);
       remember({ role: "user", text: label });
       hideNotice();
-      if (question.kind === "yes_no") {
-        sendTurn({ type: "answer", question_id: text(question.id), value });
-      } else {
-        sendTurn({ type: "user_text", text: t("unknown_text") });
-      }
+      sendTurn({ type: "answer", question_id: text(question.id), value });
     });
     return button;
   }
@@ -562,12 +650,12 @@
     return state.titleCache.get(key);
   }
 
-  function citationLink(docId, sectionId) {
+  function citationLink(docId, sectionId, lang) {
     const link = el(
       "a",
       {
         class: "citation-link",
-        href: guidelineUrl(docId, sectionId, state.lang),
+        href: guidelineUrl(docId, sectionId, lang),
         "data-doc-id": docId,
         "data-section": sectionId,
       },
@@ -575,10 +663,10 @@
     );
     link.addEventListener("click", (event) => {
       event.preventDefault();
-      openCitation(docId, sectionId, link);
+      openCitation(docId, sectionId, lang);
     });
     // Friendlier label (document and section title) once the server tells us.
-    fetchSection(docId, sectionId, state.lang)
+    fetchSection(docId, sectionId, lang)
       .then((data) => {
         const title = [data.title, data.section_title].filter(Boolean).join(" · ");
         if (title) link.textContent = title;
@@ -649,7 +737,7 @@
     return [source.guideline, source.year, source.section].filter((x) => x !== undefined && x !== "").join(", ");
   }
 
-  function openCitation(docId, sectionId) {
+  function openCitation(docId, sectionId, lang) {
     const dialog = els.dialog;
     els.citationTitle.dataset.i18n = "guideline";
     els.citationTitle.textContent = t("guideline");
@@ -660,7 +748,7 @@
       if (typeof dialog.showModal === "function") dialog.showModal();
       else dialog.setAttribute("open", "");
     }
-    fetchSection(docId, sectionId, state.lang)
+    fetchSection(docId, sectionId, lang || state.lang)
       .then((data) => {
         delete els.citationTitle.dataset.i18n;
         els.citationTitle.textContent = text(data.title) || t("guideline");
@@ -709,22 +797,32 @@
       if (!item || typeof item !== "object") return;
       if (item.role === "user") addUserBubble(text(item.text));
       else if (item.role === "card" && item.card) renderCard(item.id, item.card, { restoring: true });
-      else if (item.role === "bot") {
-        renderReply(item.id, text(item.text), item.llm_used);
-        state.groups.delete(String(item.id));
-      }
+      else if (item.role === "question" && item.question) showQuestion(item.id, item.question, true);
+      else if (item.role === "bot") renderReply(item.id, text(item.text), item.llm_used);
     });
+    state.groups.clear();
     // Only an unanswered question at the very end stays answerable.
     const last = items[items.length - 1];
-    if (!(last && (last.role === "card" || last.role === "bot"))) deactivateQuestions();
-    else {
-      const cards = els.log.querySelectorAll(".card");
-      const lastCard = cards[cards.length - 1];
-      if (lastCard) lastCard.querySelectorAll(".quick-reply").forEach((b) => (b.disabled = false));
+    deactivateQuestions();
+    if (last && last.role !== "user") {
+      const boxes = els.log.querySelectorAll(".question");
+      const lastBox = boxes[boxes.length - 1];
+      if (lastBox) lastBox.querySelectorAll(".quick-reply").forEach((b) => (b.disabled = false));
     }
     state.history = items.slice();
-    state.groups.clear();
     els.log.scrollTop = els.log.scrollHeight;
+  }
+
+  function restoreServerHistory(lines) {
+    lines.forEach((line) => {
+      if (!line || typeof line.text !== "string") return;
+      if (line.role === "user") addUserBubble(line.text);
+      else if (line.role === "assistant") {
+        const bubble = el("div", { class: "msg msg-bot" }, el("span", { class: "who visually-hidden", i18n: "assistant" }));
+        bubble.append(el("span", { class: "reply-text" }, line.text));
+        addToLog(bubble);
+      } else addSystem(line.text);
+    });
   }
 
   function addWelcome() {
