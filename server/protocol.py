@@ -8,6 +8,7 @@ shapes live in one place.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -80,6 +81,8 @@ def parse_client_message(raw: str) -> ClientMessage:
         raise ProtocolError("bad_json") from exc
     if not isinstance(obj, dict):
         raise ProtocolError("bad_json")
+    if has_lone_surrogate(raw):
+        raise ProtocolError("bad_message", detail="text with invalid unicode escapes")
     kind = obj.get("type")
     if not isinstance(kind, str):
         raise ProtocolError("bad_message", detail='"type" is missing')
@@ -92,6 +95,20 @@ def parse_client_message(raw: str) -> ClientMessage:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "message"
         raise ProtocolError("bad_message", detail=f"{where}: {first['msg']}") from exc
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def has_lone_surrogate(raw: str) -> bool:
+    """JSON may spell half a UTF-16 pair ("\\ud800"); such text cannot be stored or sent back."""
+    if not _SURROGATE_ESCAPE.search(raw):
+        return False
+    try:
+        json.dumps(json.loads(raw), ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 # ------------------------------------------------------------------ structured answers -> text

@@ -341,6 +341,7 @@ class ChatConnection:
         final_text: str | None = None
         error_line: str | None = None
         llm_used = card_sent = ended = False
+        done_stats: dict[str, Any] = {}
         outcome = "done"
         first_token_at: float | None = None
         try:
@@ -374,6 +375,7 @@ class ChatConnection:
                 elif kind == "done":
                     final_text = str(data.get("text") or "".join(pieces))
                     llm_used = bool(data.get("llm_used", False))
+                    done_stats = {k: data[k] for k in ("tokens", "generation_s") if k in data}
                     ended = True
                     await self._send(done_message(message_id, final_text, llm_used, client_msg_id))
                     break
@@ -409,20 +411,38 @@ class ChatConnection:
             self.turn_cancel = None
             reply = final_text if final_text is not None else "".join(pieces)
             self._record(live, shown_text, reply, error_line, card_sent)
-            self._observe(outcome, received, first_token_at, len(pieces), loop.time())
+            self._observe(outcome, received, first_token_at, len(pieces), llm_used, done_stats, loop.time())
             await _close_quietly(events)
         if not ended:  # the service stopped without "done": close the turn for the client
             await self._send(done_message(message_id, "".join(pieces), llm_used, client_msg_id))
 
     def _observe(
-        self, outcome: str, received: float, first_token_at: float | None, tokens: int, now: float
+        self,
+        outcome: str,
+        received: float,
+        first_token_at: float | None,
+        pieces: int,
+        llm_used: bool,
+        done_stats: dict[str, Any],
+        now: float,
     ) -> None:
         self.metrics.turns.inc(outcome=outcome)
         if outcome != "done":
             return
         self.metrics.generation.observe(now - received)
-        if first_token_at is not None and tokens > 1 and now > first_token_at:
-            self.metrics.tokens_per_second.set(tokens / (now - first_token_at))
+        if not llm_used:
+            return  # templated text streams at memory speed: not a model speed
+        # The service may report exact model figures in "done" ({"tokens", "generation_s"});
+        # otherwise stream pieces over the streaming time stand in for them.
+        tokens = done_stats.get("tokens", pieces)
+        seconds = done_stats.get("generation_s", now - first_token_at if first_token_at else 0.0)
+        if (
+            isinstance(tokens, int | float)
+            and isinstance(seconds, int | float)
+            and tokens > 1
+            and seconds > 0
+        ):
+            self.metrics.tokens_per_second.set(tokens / seconds)
 
     # ------------------------------------------------------------------ persistence
 

@@ -176,6 +176,7 @@ def test_api_triage_bad_input_has_the_cli_error_code(client: TestClient, row: An
         (b"{not json", 400, "bad_json"),
         (b"\xff\xfe\x00binary", 400, "bad_json"),
         (b'{"text": "fever", "temperature_c": NaN}', 400, "bad_json"),
+        (b'{"text": "fever \\ud800"}', 400, "bad_json"),
         (b'{"text": "fever", "facts": "age 3"}', 422, "invalid_fact"),
         (b'{"text": "fever", "facts": {"vitals": [1]}}', 422, "invalid_fact"),
         (b'{"text": "' + b"a" * 70_000 + b'"}', 413, "body_too_large"),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import socket
 import threading
 import time
@@ -354,6 +355,8 @@ def test_bad_frames_get_stable_errors_and_the_session_stays_usable(tmp_path: Pat
         expect_error(ws, "empty_text")
         ws.send_json({"type": "user_text", "text": ""})
         expect_error(ws, "empty_text")
+        ws.send_text('{"type": "user_text", "text": "half a pair \\ud800"}')
+        expect_error(ws, "bad_message")
         ws.send_json({"type": "answer", "question_id": "nothing-pending", "value": True})
         expect_error(ws, "stale_question")
         ws.send_json({"type": "hello", "protocol": "daozhen.chat.v9"})
@@ -484,6 +487,19 @@ def test_hanging_backend_times_out_and_the_session_goes_on(tmp_path: Path) -> No
         assert time.monotonic() - started < 5
         assert service.cancelled.wait(2), "the hanging generation was not cancelled"
         assert_well_formed_turn(say(ws, "it started two days ago"))
+
+
+def test_model_replies_update_generation_metrics(tmp_path: Path) -> None:
+    with serving(make_settings(tmp_path), SlowService(tokens=5, delay=0.01)) as (client, _):
+        with client.websocket_connect("/ws/chat") as ws:
+            messages = say(ws, "hello")
+            assert messages[0]["type"] == "session"
+            assert_well_formed_turn(messages[1:])
+            assert messages[-1]["llm_used"] is True
+        metrics = client.get("/metrics").text
+    rate = re.search(r"^daozhen_tokens_per_second (\S+)$", metrics, re.M)
+    assert rate and float(rate.group(1)) > 0
+    assert "daozhen_generation_seconds_count 1" in metrics
 
 
 def test_a_long_generation_never_delays_another_sessions_card(tmp_path: Path) -> None:

@@ -374,6 +374,15 @@ def test_server_errors_are_shown_politely_and_the_chat_goes_on(tab: Tab) -> None
     expect(notice).to_be_hidden()
 
 
+def test_card_shows_fact_warnings(tab: Tab) -> None:
+    page = tab.page
+    tab.open()
+    tab.say("孩子发烧45度")
+    warning = page.locator(".card .warning-list li").first
+    expect(warning).to_contain_text("45")
+    expect(page.locator(".card .warnings h3")).to_have_text("请核对")
+
+
 def test_phone_layout_accessibility_and_no_outside_requests(tab: Tab) -> None:
     page = tab.page
     tab.open()

@@ -382,14 +382,14 @@
   function ensureBubble(messageId) {
     const g = group(messageId);
     if (!g.bubble) {
-      const textNode = el("span", { class: "reply-text" });
+      // While empty, the text span shows "replying…" (CSS, from its data-typing attribute).
+      const textNode = el("span", { class: "reply-text", "data-i18n-typing": "", "data-typing": t("typing") });
       g.bubble = el(
         "div",
-        { class: "msg msg-bot", "aria-busy": "true", "data-i18n-typing": "", "data-message-id": String(messageId) },
+        { class: "msg msg-bot", "aria-busy": "true", "data-message-id": String(messageId) },
         el("span", { class: "who visually-hidden", i18n: "assistant" }),
         textNode,
       );
-      g.bubble.dataset.typing = t("typing");
       addToLog(g.bubble, { scroll: false });
     }
     return g.bubble;
@@ -522,6 +522,15 @@
       body.append(flagSection);
     }
 
+    const warnings = Array.isArray(card.warnings) ? card.warnings.filter((w) => w && w.message) : [];
+    if (warnings.length) {
+      const list = el("ul", { class: "warning-list" });
+      warnings.forEach((w) => list.append(el("li", { "data-code": text(w.code) }, text(w.message))));
+      const warningSection = section("warnings", lang, list);
+      warningSection.classList.add("warnings");
+      body.append(warningSection);
+    }
+
     if (card.uncertain) body.append(el("p", { class: "uncertain", text: t("uncertain", lang) }));
 
     const citations = Array.isArray(card.citations) ? card.citations : [];
@@ -545,8 +554,11 @@
     if (g.bubble) els.log.insertBefore(article, g.bubble); // tokens came first: card stays above prose
     else addToLog(article);
     g.card = article;
-    // Show the card from its top (level, 120 button), even if the prose after it runs long.
-    if (!restoring) article.scrollIntoView({ block: "start", behavior: "auto" });
+    if (!restoring) {
+      ensureBubble(messageId); // "replying…" until the first token of the prose
+      // Show the card from its top (level, 120 button), even if the prose after it runs long.
+      article.scrollIntoView({ block: "start", behavior: "auto" });
+    }
     return article;
   }
 
