@@ -189,7 +189,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.iterations < 1 or args.warmup < 0:
         parser.error("--iterations must be >= 1 and --warmup >= 0")
 
-    rows, failures = run_benches(BenchConfig(data=args.data, iterations=args.iterations, warmup=args.warmup))
+    from evals.bench_agent import AGENT_BENCHES  # late: agent sections import this module
+
+    config = BenchConfig(data=args.data, iterations=args.iterations, warmup=args.warmup)
+    rows, failures = run_benches(config, [*BENCHES, *AGENT_BENCHES])
     print(format_table(rows))
     for failure in failures:
         print(f"ERROR {failure}", file=sys.stderr)

@@ -1,0 +1,134 @@
+"""Agent benchmarks for `make bench`: card latency, time-to-first-token at turn 1 and turn 8 with a
+warm prefix, agent vs raw llama.cpp tokens/s on the same model and prompt, and peak RSS.
+
+The model sections are skipped (with a note) when no local model is installed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import resource
+import time
+from dataclasses import replace
+
+from evals.bench import BenchConfig, BenchRow, summarise, time_calls
+from evals.triage_eval import load_cases
+
+# A non-emergency conversation of 8 user turns (answers to the engine's questions, then more detail).
+SCRIPT_ZH = [
+    "孩子4岁，拉肚子两天了，还能玩",
+    "没有",
+    "没有",
+    "没有",
+    "尿也正常",
+    "今天吃了点粥",
+    "没有吐",
+    "还要注意什么？孩子拉肚子",
+]
+REPEATS = 2
+
+
+def _no_llm_service():  # noqa: ANN202 - local helper
+    from assistant.agent.pipeline import ChatService
+    from assistant.llm.none import NoLLM
+    from assistant.settings import Settings
+
+    return ChatService(Settings(), NoLLM(), kb=None)
+
+
+def _first_card_ns(service, text: str) -> int:  # noqa: ANN001
+    from assistant.session import ConversationSession
+
+    async def run() -> int:
+        started = time.perf_counter_ns()
+        async for event in service.turn(ConversationSession(), text):
+            if event.type == "card":
+                return time.perf_counter_ns() - started
+        return time.perf_counter_ns() - started
+
+    return asyncio.run(run())
+
+
+def bench_card_latency(config: BenchConfig) -> list[BenchRow]:
+    service = _no_llm_service()
+    texts = [c.text for c in load_cases(config.data).cases]
+    iterations = min(config.iterations, 600)
+    samples = [_first_card_ns(service, texts[i % len(texts)]) for i in range(iterations)]
+    wall = sum(samples) / 1e9
+    row = summarise("agent", "card latency (message->card)", samples, wall, budget_p95_ms=100.0)
+    return [replace(row, note="rules-only path; the LLM never delays the card")]
+
+
+def bench_llm(config: BenchConfig) -> list[BenchRow]:
+    from assistant.llm.base import ChatMessage
+    from assistant.llm.factory import make_llm
+    from assistant.settings import Settings
+
+    settings = Settings(llm_max_reply_tokens=48, llm_timeout_s=300)
+    load_started = time.perf_counter()
+    llm = make_llm(settings)
+    load_s = time.perf_counter() - load_started
+    if not llm.available():
+        return [_note_row("llm", f"skipped: {getattr(llm, 'unavailable_reason', 'no model')}")]
+    from assistant.agent.pipeline import ChatService
+    from assistant.session import ConversationSession
+
+    service = ChatService(settings, llm, kb=None)
+    turn1, turn8, agent_rates = [], [], []
+    for _ in range(REPEATS):
+        session = ConversationSession()
+        for number, text in enumerate(SCRIPT_ZH, start=1):
+
+            asyncio.run(_drain(service, session, text))
+            stats = service.last_stats
+            if stats.first_token_s is not None:
+                (turn1 if number == 1 else turn8 if number == 8 else []).append(stats.first_token_s * 1e9)
+            if stats.tokens and stats.generation_s:
+                agent_rates.append(stats.tokens / stats.generation_s)
+
+    # raw llama.cpp on the same model and the same kind of prompt
+    messages = [
+        ChatMessage(role="system", content="你是导诊助手。"),
+        ChatMessage(role="user", content="孩子拉肚子两天了还能玩，要注意什么？请用三句话回答。"),
+    ]
+    raw_rates = []
+    for _ in range(REPEATS):
+        pieces, first = 0, None
+        for _piece in llm.stream(messages, max_tokens=48):
+            pieces += 1
+            if first is None:
+                first = time.perf_counter()
+        if first is not None and pieces > 1:
+            raw_rates.append((pieces - 1) / (time.perf_counter() - first))
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rows = []
+    for name, samples in (("TTFT turn 1 (warm prefix)", turn1), ("TTFT turn 8 (warm prefix)", turn8)):
+        if samples:
+            rows.append(replace(summarise("llm", name, samples, sum(samples) / 1e9), note=llm.name))
+    agent = sum(agent_rates) / len(agent_rates) if agent_rates else 0.0
+    raw = sum(raw_rates) / len(raw_rates) if raw_rates else 0.0
+    ratio = agent / raw if raw else 0.0
+    rows.append(_note_row("llm", f"tokens/s agent {agent:.1f} / raw {raw:.1f} = {ratio:.2f} (target >= 0.9)"))
+    info = f"model load {load_s:.1f} s; peak RSS {rss_mb:,.0f} MB; threads {settings.llm_threads}"
+    rows.append(_note_row("llm", info))
+    service.close()
+    return rows
+
+
+async def _drain(service, session, text: str) -> None:  # noqa: ANN001
+    async for _event in service.turn(session, text):
+        pass
+
+
+def _note_row(section: str, note: str) -> BenchRow:
+    return BenchRow(section, "(info)", 0, 0.0, 0.0, 0.0, 0.0, 0.0, note=note)
+
+
+def bench_peak_rss_engine(config: BenchConfig) -> list[BenchRow]:
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return [_note_row("process", f"peak RSS so far {rss_mb:,.0f} MB")]
+
+
+AGENT_BENCHES = [bench_card_latency, bench_llm]
+
+__all__ = ["AGENT_BENCHES", "time_calls"]
