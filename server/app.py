@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
@@ -26,6 +27,7 @@ from server.runtime import KnowledgeLoader, Runtime
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 INDEX_FILES = ("index.html", "chat.html")
+DOCS_ASSETS_URL = "/docs-assets"
 
 _PLACEHOLDER = """<!doctype html>
 <html lang="zh"><head><meta charset="utf-8">
@@ -98,6 +100,41 @@ class _HttpOnly:
         await self.app(scope, receive, send)
 
 
+def offline_docs_assets() -> Path | None:
+    """Swagger UI / ReDoc files shipped by the fastapi-offline package: /docs must work on a
+    machine without internet, and FastAPI's default pages load them from a CDN."""
+    try:
+        import fastapi_offline
+    except ImportError:
+        return None
+    folder = Path(fastapi_offline.__file__).resolve().parent / "static"
+    return folder if (folder / "swagger-ui-bundle.js").is_file() else None
+
+
+def _add_offline_docs(app: FastAPI, assets: Path) -> None:
+    app.mount(DOCS_ASSETS_URL, StaticFiles(directory=assets), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title} - API",
+            swagger_js_url=f"{DOCS_ASSETS_URL}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS_URL}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS_URL}/favicon.png",
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc() -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title} - API",
+            redoc_js_url=f"{DOCS_ASSETS_URL}/redoc.standalone.js",
+            redoc_favicon_url=f"{DOCS_ASSETS_URL}/favicon.png",
+            with_google_fonts=False,
+        )
+
+
 def create_app(
     settings: Settings | None = None,
     chat_service: Any | None = None,
@@ -128,7 +165,10 @@ def create_app(
         finally:
             await runtime.stop()
 
+    docs_assets = offline_docs_assets()
     app = FastAPI(
+        docs_url=None if docs_assets else "/docs",  # the offline pages are added below
+        redoc_url=None if docs_assets else "/redoc",
         title="Daozhen 导诊",
         version="0.1.0",
         summary="Offline triage assistant: guidance, not diagnosis. Emergencies: call 120.",
@@ -142,6 +182,9 @@ def create_app(
     app.add_middleware(RequestMetricsMiddleware, metrics=runtime.metrics, routes=lambda: app.routes)
     app.include_router(rest.router)
     app.include_router(ws_chat.router)
+
+    if docs_assets is not None:
+        _add_offline_docs(app, docs_assets)
 
     @app.get("/", include_in_schema=False)
     async def index() -> Response:

@@ -176,7 +176,7 @@ def test_api_triage_bad_input_has_the_cli_error_code(client: TestClient, row: An
         (b"{not json", 400, "bad_json"),
         (b"\xff\xfe\x00binary", 400, "bad_json"),
         (b'{"text": "fever", "temperature_c": NaN}', 400, "bad_json"),
-        (b'{"text": "fever \\ud800"}', 400, "bad_json"),
+        (b'{"text": "fever \\ud800"}', 422, "invalid_fact"),  # half a UTF-16 pair, as the CLI says
         (b'{"text": "fever", "facts": "age 3"}', 422, "invalid_fact"),
         (b'{"text": "fever", "facts": {"vitals": [1]}}', 422, "invalid_fact"),
         (b'{"text": "' + b"a" * 70_000 + b'"}', 413, "body_too_large"),
@@ -285,6 +285,15 @@ def test_queue_depth_gauge_reads_the_chat_service(tmp_path: Path) -> None:
     with TestClient(make_app(tmp_path, chat_service=service)) as client:
         service.queue_depth = 3  # type: ignore[misc]
         assert "\ndaozhen_queue_depth 3\n" in client.get("/metrics").text
+
+
+def test_api_docs_work_offline(client: TestClient) -> None:
+    """FastAPI's default /docs loads Swagger UI from a CDN; ours comes from fastapi-offline."""
+    for page in ("/docs", "/redoc"):
+        html = client.get(page).text
+        assert not re.search(r"https?://", html), f"{page} needs the internet"
+        for asset in re.findall(r'(?:src|href)="(/docs-assets/[^"]+)"', html):
+            assert client.get(asset).status_code == 200
 
 
 def test_openapi_documents_triage_with_models_and_examples(client: TestClient) -> None:

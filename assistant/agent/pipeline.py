@@ -136,7 +136,7 @@ class ChatService:
             return
 
         # --- screen + decide (rules): the card goes out before any model runs
-        reply = session.handle_user_message(text)
+        reply = await asyncio.to_thread(session.handle_user_message, text)  # keep the loop free
         if reply.kind == "error" or reply.result is None:
             yield ChatEvent(
                 type="error", data={"code": reply.error_code or "invalid_input", "message": reply.text}
@@ -343,7 +343,16 @@ class ChatService:
             joiner = "\n"
             sent += joiner + suffix
             yield ChatEvent(type="token", data={"message_id": message_id, "text": joiner + suffix})
-        yield ChatEvent(type="done", data={"message_id": message_id, "text": sent, "llm_used": True})
+        yield ChatEvent(
+            type="done",
+            data={
+                "message_id": message_id,
+                "text": sent,
+                "llm_used": True,
+                "tokens": stats.tokens,
+                "generation_s": stats.generation_s,
+            },
+        )
 
     async def _llm_pieces(
         self, messages: list[ChatMessage], cancel: asyncio.Event | None
