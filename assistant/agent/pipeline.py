@@ -298,6 +298,7 @@ class ChatService:
             async for piece in self._llm_pieces(messages, cancel):
                 if stats.first_token_s is None:
                     stats.first_token_s = time.perf_counter() - started
+                    gen_started = time.perf_counter()  # decode rate excludes prompt processing
                 stats.tokens += 1
                 buffer += piece
                 while (m := _SENTENCE_END.search(buffer)) is not None:
@@ -314,7 +315,9 @@ class ChatService:
             reason = f"llm_{exc.code}" if getattr(exc, "code", None) else "llm_failed"
         except TimeoutError:
             reason = "llm_timeout"
+        # pieces after the first one, over the time since the first one arrived
         stats.generation_s = time.perf_counter() - gen_started
+        stats.tokens = max(stats.tokens - 1, 0)
         if cancel is not None and cancel.is_set():
             return
         if reason is None and buffer.strip():
