@@ -80,7 +80,9 @@ def triage_payload(obj: dict[str, Any]) -> Any:
     _check_text(text)
     raw_facts = obj.get("facts") or {}
     if not isinstance(raw_facts, dict):
-        raise InputProblem("invalid_fact", "facts 必须是 JSON 对象。", 'The "facts" field must be a JSON object.')
+        raise InputProblem(
+            "invalid_fact", "facts 必须是 JSON 对象。", 'The "facts" field must be a JSON object.'
+        )
     facts: dict[str, Any] = dict(raw_facts)
     vitals: dict[str, Any] = dict(facts.pop("vitals", None) or {})
     if isinstance(obj.get("vitals"), dict):
