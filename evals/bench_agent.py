@@ -78,7 +78,6 @@ def bench_llm(config: BenchConfig) -> list[BenchRow]:
     for _ in range(REPEATS):
         session = ConversationSession()
         for number, text in enumerate(SCRIPT_ZH, start=1):
-
             asyncio.run(_drain(service, session, text))
             stats = service.last_stats
             if stats.first_token_s is not None:
@@ -132,3 +131,106 @@ def bench_peak_rss_engine(config: BenchConfig) -> list[BenchRow]:
 AGENT_BENCHES = [bench_card_latency, bench_llm]
 
 __all__ = ["AGENT_BENCHES", "time_calls"]
+
+
+# --------------------------------------------------------------------------- websocket load
+
+WS_SESSIONS = 50
+WS_SCRIPTS = [
+    ["孩子3岁，发烧两天了", "不知道", "没有"],
+    ["I have had an itchy rash on my arm for a week", "no", "don't know"],
+    ["我胸口剧痛，出冷汗", "还是很痛", "怎么办"],
+    ["my 70 year old mother has a cough and a fever of 38.5", "no", "yes"],
+    ["头痛两天了，有点恶心", "没有", "不知道"],
+]
+
+
+def bench_ws_concurrency(config: BenchConfig) -> list[BenchRow]:
+    """50 websocket sessions at once against a real uvicorn on loopback; every turn must come back
+    whole (card, tokens, done) and in order. Rules-only chat service, so this measures the server."""
+    import json
+    import socket
+    import tempfile
+    import threading
+    from types import SimpleNamespace
+
+    import uvicorn
+    import websockets
+
+    from assistant.settings import Settings
+    from server import uvicorn_options
+    from server.app import create_app
+    from server.rules_chat import RulesOnlyChatService
+
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(data_dir=tmp, ws_rate_per_minute=600, ws_heartbeat_s=30.0)
+        app = create_app(
+            settings,
+            chat_service=RulesOnlyChatService(),
+            knowledge_loader=lambda s: SimpleNamespace(knowledge_version="bench"),
+        )
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        server = uvicorn.Server(
+            uvicorn.Config(app, **{**uvicorn_options(settings), "port": port, "log_level": "warning"})
+        )
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 20
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        card_ns: list[int] = []
+        problems: list[str] = []
+
+        async def next_message(ws) -> dict:  # noqa: ANN001
+            while True:
+                message = json.loads(await asyncio.wait_for(ws.recv(), 60))
+                if message["type"] not in ("ping", "pong"):
+                    return message
+
+        async def one(index: int) -> int:
+            script = WS_SCRIPTS[index % len(WS_SCRIPTS)]
+            async with websockets.connect(f"ws://127.0.0.1:{port}/ws/chat") as ws:
+                await ws.send(json.dumps({"type": "hello", "protocol": "daozhen.chat.v1"}))
+                await next_message(ws)
+                received = 0
+                for n, text in enumerate(script):
+                    sent = time.perf_counter_ns()
+                    await ws.send(
+                        json.dumps({"type": "user_text", "text": text, "client_msg_id": f"{index}-{n}"})
+                    )
+                    turn = []
+                    while not turn or turn[-1]["type"] not in ("done", "error"):
+                        turn.append(await next_message(ws))
+                        if len(turn) == 1:
+                            card_ns.append(time.perf_counter_ns() - sent)
+                    kinds = [m["type"] for m in turn]
+                    ordered = kinds[0] == "card" and kinds[-1] == "done" and set(kinds[1:-1]) <= {"token"}
+                    whole = "".join(m.get("text", "") for m in turn if m["type"] == "token") == turn[-1].get(
+                        "text"
+                    )
+                    if not (ordered and whole and turn[-1].get("client_msg_id") == f"{index}-{n}"):
+                        problems.append(f"session {index} turn {n}: {kinds}")
+                    received += len(turn)
+                return received
+
+        async def run_all() -> list[int]:
+            return await asyncio.gather(*(one(i) for i in range(WS_SESSIONS)))
+
+        started = time.perf_counter()
+        try:
+            counts = asyncio.run(run_all())
+        finally:
+            server.should_exit = True
+            thread.join(15)
+        wall = time.perf_counter() - started
+    row = summarise("websocket", f"{WS_SESSIONS} sessions: send->card", card_ns, wall)
+    note = (
+        f"{sum(counts)} messages, {len(problems)} lost/misordered turns of {WS_SESSIONS * 3}; "
+        f"all done in {wall:.1f} s"
+    )
+    return [replace(row, note=note)]
+
+
+AGENT_BENCHES.insert(1, bench_ws_concurrency)
