@@ -344,3 +344,23 @@ def test_langchain_tools_have_validated_arguments() -> None:
     assert search.invoke({"query": "胸痛", "k": 1})[0]["section"] == "chest-pain"
     age_schema = triage.args_schema.model_json_schema()["properties"]["age_months"]
     assert any(option.get("maximum") == 1560 for option in age_schema["anyOf"])
+
+
+def test_draft_inventing_a_denied_symptom_is_replaced() -> None:
+    # the parent says there is no rash; a draft claiming one is an invented fact
+    llm = FakeLLM(pieces=["孩子身上有压不褪色的皮疹。", "请去医院。"])
+    events = run_turn(service(llm), ConversationSession(), "孩子3岁发烧38度5一天了，没有压不褪色的皮疹")
+    assert events[-1].data["replaced"] is True and events[-1].data["reason"] == "contradicts_facts"
+    assert "压不褪色" not in tokens(events)
+
+
+def test_safety_net_sentence_about_a_denied_symptom_is_allowed() -> None:
+    llm = FakeLLM(pieces=["如果出现压不褪色的皮疹，请立即去急诊。"])
+    events = run_turn(service(llm), ConversationSession(), "孩子3岁发烧38度5一天了，没有压不褪色的皮疹")
+    assert events[-1].data["llm_used"] is True
+
+
+def test_draft_echoing_the_prompt_is_replaced() -> None:
+    llm = FakeLLM(pieces=["【分诊卡】级别：近期门诊就诊。"])
+    events = run_turn(service(llm), ConversationSession(), "头痛两天")
+    assert events[-1].data["reason"] == "prompt_echo"

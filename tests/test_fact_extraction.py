@@ -713,7 +713,9 @@ def test_warning_message_function_covers_every_code() -> None:
 
 def test_normalize_text() -> None:
     assert normalize_text("體溫３９．５℃，ＢＰ　１２０／８０  SpO2 ") == "体温39.5℃,bp 120/80 spo2"
-    assert normalize_text("發燒　兩天\n\n了") == "发烧 两天 了"
+    assert normalize_text("發燒　兩天  了") == "发烧 两天 了"
+    # a line break ends a clause, so a negation before it cannot reach past it
+    assert normalize_text("不发烧\n\n咳嗽") == "不发烧; 咳嗽"
     assert normalize_text("") == ""
 
 

@@ -94,11 +94,16 @@ _CHAR_TABLE = _build_char_table()
 _SPACES = re.compile(r"\s+")
 
 
+_LINE_BREAKS = re.compile(r"\s*[\r\n]+\s*")
+
+
 def normalize_text(text: str) -> str:
     """Traditional → simplified, full-width → half-width, ASCII lower-case, whitespace collapsed."""
     if not text:
         return ""
-    return _SPACES.sub(" ", _T2S.convert(text).translate(_CHAR_TABLE)).strip()
+    # a line break ends a clause (the conversation joins its turns with one): keep it as "; "
+    text = _LINE_BREAKS.sub("; ", _T2S.convert(text).translate(_CHAR_TABLE).strip())
+    return _SPACES.sub(" ", text).strip()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -28,8 +28,9 @@ from assistant.agent.router import Route, Router
 from assistant.llm.base import ChatMessage, LLMBackend, LLMError
 from assistant.session import ConversationSession, TurnReply, merge_facts
 from assistant.settings import Settings
+from tools.fact_extraction import normalize_text
 from tools.rulebook import load_rulebook
-from tools.triage import detect_lang
+from tools.triage import _engine, detect_lang
 from tools.triage_models import Facts, Level, TriageResult
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,11 @@ def _mentions_missing_number(text: str, facts: Facts) -> bool:
     missing_age = facts.age_months is None and _AGE_HINT.search(lowered) is not None
     missing_temp = facts.vitals.temperature_c is None and _TEMP_HINT.search(lowered) is not None
     return missing_age or missing_temp
+
+
+def _denied_concepts(description: str) -> frozenset[str]:
+    """Symptoms the patient explicitly denied in this conversation."""
+    return frozenset(_engine().matcher.match(normalize_text(description)).negated())
 
 
 class ChatEvent(BaseModel):
@@ -167,6 +173,7 @@ class ChatService:
                 return
 
         # --- retrieve + compose + check + send
+        denied = _denied_concepts(session.description)
         hits = self._search(session.description[-400:] or text, lang)
         messages = card_messages(card, text, hits, lang)
         level = Level(card["level"])
@@ -178,6 +185,7 @@ class ChatService:
             fallback=prefix + reply.text,
             prefix=prefix,
             suffix=question_text,
+            denied=denied,
             cancel=cancel,
             stats=stats,
             started=started,
@@ -285,6 +293,7 @@ class ChatService:
         cancel: asyncio.Event | None,
         stats: TurnStats,
         started: float,
+        denied: frozenset[str] = frozenset(),
     ) -> AsyncIterator[ChatEvent]:
         """Streams the model's reply sentence by sentence; each sentence is checked before it is
         released, so an unsafe draft is never shown — it is replaced by the templated reply."""
@@ -303,7 +312,7 @@ class ChatService:
                 buffer += piece
                 while (m := _SENTENCE_END.search(buffer)) is not None:
                     sentence, buffer = buffer[: m.end()], buffer[m.end() :]
-                    verdict = check_draft(sent + sentence, level, final=False)
+                    verdict = check_draft(sent + sentence, level, final=False, denied=denied)
                     if not verdict.ok:
                         reason = verdict.reason
                         break
@@ -321,7 +330,7 @@ class ChatService:
         if cancel is not None and cancel.is_set():
             return
         if reason is None and buffer.strip():
-            verdict = check_draft(sent + buffer, level, final=False)
+            verdict = check_draft(sent + buffer, level, final=False, denied=denied)
             if verdict.ok:
                 sent += buffer
                 yield ChatEvent(type="token", data={"message_id": message_id, "text": buffer})

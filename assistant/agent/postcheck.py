@@ -25,6 +25,12 @@ _TOO_RELAXED = re.compile(
     r"不(用|必|需要)(去)?(看|就)?(医|医院|急诊)|在家(观察|休息)就(行|可以|好)|没(什么)?(大)?事|不要紧|不严重|"
     r"nothing to worry|no need to (see|go|visit)|(just|simply) rest at home|not serious|you can wait"
 )
+_PROMPT_ECHO = re.compile(r"【分诊卡】|【参考指南】|【患者|\[triage card\]|\[guidelines\]|\[patient")
+# Safety-net sentences may name symptoms the patient does not have ("if a rash appears...").
+_CONDITIONAL = re.compile(
+    r"如果|若|一旦|假如|万一|要是|如出现|\bif\b|\bshould\b|\bwatch for\b|\bin case\b|\bunless\b"
+)
+_SENTENCES = re.compile(r"[^。！？!?；;\n.]+[。！？!?；;\n.]?")
 _TOO_ALARMED = re.compile(r"立即拨打\s*120|马上打\s*120|call 120 (now|immediately)|call an ambulance now")
 
 
@@ -34,8 +40,16 @@ class CheckResult:
     reason: str | None = None
 
 
-def check_draft(draft: str, level: Level | None, *, final: bool = True) -> CheckResult:
+def check_draft(
+    draft: str, level: Level | None, *, final: bool = True, denied: frozenset[str] = frozenset()
+) -> CheckResult:
+    """`denied`: symptom concepts the patient said they do NOT have; a draft that asserts one of
+    them (outside an "if ..." safety-net sentence) invents facts and is rejected."""
     text = draft.lower()
+    if _PROMPT_ECHO.search(text):
+        return CheckResult(False, "prompt_echo")
+    if denied and _asserts_denied(text, denied):
+        return CheckResult(False, "contradicts_facts")
     if _DIAGNOSIS.search(text):
         return CheckResult(False, "diagnosis")
     if _PRESCRIPTION.search(text):
@@ -47,3 +61,16 @@ def check_draft(draft: str, level: Level | None, *, final: bool = True) -> Check
     if final and level is not None and level.rank >= Level.emergency.rank and "120" not in text:
         return CheckResult(False, "missing_120")
     return CheckResult(True)
+
+
+def _asserts_denied(text: str, denied: frozenset[str]) -> bool:
+    from tools.fact_extraction import normalize_text
+    from tools.triage import _engine
+
+    matcher = _engine().matcher
+    for sentence in _SENTENCES.findall(text):
+        if _CONDITIONAL.search(sentence):
+            continue
+        if set(matcher.match(normalize_text(sentence)).present()) & denied:
+            return True
+    return False
