@@ -223,6 +223,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
         run(args.data, args.report)
         return 0
+    if args.eval_command == "dialogue":
+        from evals.dialogue_eval import main as dialogue_main
+
+        argv = ["--chat", args.chat, "--report", str(args.report)]
+        return dialogue_main(argv + (["--data", str(args.data)] if args.data else []))
     from evals.retrieval_eval import run as run_retrieval
 
     run_retrieval([args.data] if args.data else None, args.report)
@@ -287,10 +292,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("eval", help="run an evaluation and write a report")
     ev_sub = ev.add_subparsers(dest="eval_command", required=True)
-    for name in ("triage", "retrieval"):
+    for name in ("triage", "retrieval", "dialogue"):
         one = ev_sub.add_parser(name)
         one.add_argument("--data", type=Path, default=None)
         one.add_argument("--report", type=Path, default=Path("evals/reports") / f"{name}_eval.json")
+        if name == "dialogue":
+            one.add_argument("--chat", choices=["rules", "agent"], default="rules", help="agent = with the LLM")
     return parser
 
 

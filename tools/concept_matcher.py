@@ -17,6 +17,7 @@ from pypinyin import Style, lazy_pinyin
 from tools.rulebook import ConceptDef
 
 _CJK = re.compile(r"[\u4e00-\u9fff]")
+_ZH_GAP = "[^,，。;；！!？?]"
 _LITERAL_ZH = re.compile(r"^[\u4e00-\u9fff]{2,}$")
 # ASCII commas end a clause only next to Chinese text: in English "denies chest pain, fever or
 # cough" is one negated list.
@@ -133,7 +134,8 @@ class ConceptMatcher:
         self._pinyin_patterns: dict[str, list[tuple[tuple[str, ...], str, bool]]] = {}
         self._en_words: dict[str, list[tuple[str, str]]] = {}
         for name, definition in concepts.items():
-            parts = [f"(?:{p})" for p in definition.zh]
+            # a gap in a Chinese pattern never crosses punctuation: "胸口闷，不痛" is two clauses
+            parts = [f"(?:{p.replace('.{', _ZH_GAP + '{')})" for p in definition.zh]
             parts += [f"(?:{p})" if p.startswith("\\b") else f"(?:\\b{p})" for p in definition.en]
             if parts:
                 self._regexes.append((name, re.compile("|".join(parts))))

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from tools.triage_models import Facts
 
-CHILD_MAX_MONTHS = 14 * 12  # Chinese general hospitals see children in paediatrics up to 14
+CHILD_MAX_MONTHS = 15 * 12  # paediatrics sees children up to and including 14 years
 ELDERLY_MIN_MONTHS = 65 * 12
 
 

@@ -82,6 +82,7 @@ class ComplaintRule(BaseModel):
     departments: list[str]
     child_departments: list[str] = Field(default_factory=list)
     well_level: Level | None = None  # when the patient is reported well / without symptoms
+    reassured_by: list[str] = Field(default_factory=list)  # concepts that make it mild ("can walk")
     subsumed_by: list[str] = Field(default_factory=list)  # skip when a more specific concept is present
     primary_care: bool = False
     questions: list[str] = Field(default_factory=list)

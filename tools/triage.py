@@ -389,7 +389,9 @@ def _apply_complaints(d: _Decision, rules: Rulebook) -> None:
         level, why = comp.level, "base"
         if comp.chronic_level and "chronic_course" in d.present:
             level, why = comp.chronic_level, "chronic"
-        if comp.mild_level and _complaint_is_mild(d, name) and not _not_mild_by_numbers(d, name):
+        reassured = any(c in d.present for c in comp.reassured_by)
+        mild = reassured or _complaint_is_mild(d, name)
+        if comp.mild_level and mild and not _not_mild_by_numbers(d, name):
             level, why = comp.mild_level, "mild"
         if comp.well_level and any(c in d.present for c in ("well_appearing", "no_symptoms_now")):
             level, why = comp.well_level, "reported well"
@@ -414,6 +416,8 @@ def _fever_level(d: _Decision, level: Level, why: str) -> tuple[Level, str]:
     Chinese 0-5 guideline); duration and the child's behaviour matter more."""
     p, hours = d.patient, d.facts.duration_hours
     temp = d.facts.vitals.temperature_c
+    if hours is not None and hours >= 60 and temp is not None and temp >= 39:
+        level, why = max_level(level, Level.urgent), "high fever into the third day"
     if p.is_child:
         if "well_appearing" in d.present and (hours is None or hours < 72) and (temp is None or temp < 40):
             level, why = Level.self_care, "child fever, well-appearing"
@@ -421,8 +425,6 @@ def _fever_level(d: _Decision, level: Level, why: str) -> tuple[Level, str]:
             level, why = max_level(level, Level.routine), "child fever >= 40"
         if hours is not None and p.age_months is not None and p.age_months < 36 and hours >= 48:
             level, why = max_level(level, Level.urgent), "under 3 years, fever >= 2 days"
-        if hours is not None and hours >= 60 and temp is not None and temp >= 39:
-            level, why = max_level(level, Level.urgent), "high fever into the third day"
         if hours is not None and hours >= 120:
             level, why = max_level(level, Level.urgent), "fever >= 5 days"
     return level, why
