@@ -297,7 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
         one.add_argument("--data", type=Path, default=None)
         one.add_argument("--report", type=Path, default=Path("evals/reports") / f"{name}_eval.json")
         if name == "dialogue":
-            one.add_argument("--chat", choices=["rules", "agent"], default="rules", help="agent = with the LLM")
+            one.add_argument("--chat", choices=["rules", "agent"], default="rules", help="agent: with LLM")
     return parser
 
 
