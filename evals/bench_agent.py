@@ -74,7 +74,7 @@ def bench_llm(config: BenchConfig) -> list[BenchRow]:
     from assistant.session import ConversationSession
 
     service = ChatService(settings, llm, kb=None)
-    turn1, turn8, agent_rates = [], [], []
+    turn1, turn8 = [], []
     for _ in range(REPEATS):
         session = ConversationSession()
         for number, text in enumerate(SCRIPT_ZH, start=1):
@@ -82,23 +82,9 @@ def bench_llm(config: BenchConfig) -> list[BenchRow]:
             stats = service.last_stats
             if stats.first_token_s is not None:
                 (turn1 if number == 1 else turn8 if number == 8 else []).append(stats.first_token_s * 1e9)
-            if stats.tokens and stats.generation_s:
-                agent_rates.append(stats.tokens / stats.generation_s)
 
-    # raw llama.cpp on the same model and the same kind of prompt
-    messages = [
-        ChatMessage(role="system", content="你是导诊助手。"),
-        ChatMessage(role="user", content="孩子拉肚子两天了还能玩，要注意什么？请用三句话回答。"),
-    ]
-    raw_rates = []
-    for _ in range(REPEATS):
-        pieces, first = 0, None
-        for _piece in llm.stream(messages, max_tokens=48):
-            pieces += 1
-            if first is None:
-                first = time.perf_counter()
-        if first is not None and pieces > 1:
-            raw_rates.append((pieces - 1) / (time.perf_counter() - first))
+    # decode rate through the agent vs raw llama.cpp, same model, same prompt, alternating
+    raw_rates, agent_rates = _decode_rates(service, llm)
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     rows = []
     for name, samples in (("TTFT turn 1 (warm prefix)", turn1), ("TTFT turn 8 (warm prefix)", turn8)):
@@ -117,6 +103,50 @@ def bench_llm(config: BenchConfig) -> list[BenchRow]:
 async def _drain(service, session, text: str) -> None:  # noqa: ANN001
     async for _event in service.turn(session, text):
         pass
+
+
+def _decode_rates(service, llm) -> tuple[list[float], list[float]]:  # noqa: ANN001
+    from assistant.agent.compose import card_messages
+    from assistant.agent.pipeline import TurnStats
+    from tools.triage_models import Level
+
+    card = {
+        "level_label": "近期门诊就诊",
+        "care_setting_label": "医院门诊",
+        "departments": [{"name": "儿科"}],
+        "red_flags": [],
+        "question": None,
+    }
+    messages = card_messages(card, "孩子拉肚子两天了还能玩，要注意什么？", [], "zh")
+
+    def raw() -> float:
+        pieces, first = 0, None
+        for _piece in llm.stream(messages, max_tokens=64):
+            pieces += 1
+            first = first or time.perf_counter()
+        return (pieces - 1) / (time.perf_counter() - first) if first and pieces > 1 else 0.0
+
+    async def agent() -> float:
+        stats = TurnStats()
+        async for _event in service._stream_checked(
+            "bench",
+            messages,
+            Level.routine,
+            fallback="-",
+            prefix="",
+            suffix="",
+            cancel=None,
+            stats=stats,
+            started=time.perf_counter(),
+        ):
+            pass
+        return stats.tokens / stats.generation_s if stats.generation_s else 0.0
+
+    raw_rates, agent_rates = [], []
+    for _ in range(3):
+        raw_rates.append(raw())
+        agent_rates.append(asyncio.run(agent()))
+    return raw_rates, agent_rates
 
 
 def _note_row(section: str, note: str) -> BenchRow:

@@ -312,7 +312,7 @@ class ChatService:
                 buffer += piece
                 while (m := _SENTENCE_END.search(buffer)) is not None:
                     sentence, buffer = buffer[: m.end()], buffer[m.end() :]
-                    verdict = check_draft(sent + sentence, level, final=False, denied=denied)
+                    verdict = check_draft(sentence, level, final=False, denied=denied)  # one sentence: O(n)
                     if not verdict.ok:
                         reason = verdict.reason
                         break
@@ -330,7 +330,7 @@ class ChatService:
         if cancel is not None and cancel.is_set():
             return
         if reason is None and buffer.strip():
-            verdict = check_draft(sent + buffer, level, final=False, denied=denied)
+            verdict = check_draft(buffer, level, final=False, denied=denied)
             if verdict.ok:
                 sent += buffer
                 yield ChatEvent(type="token", data={"message_id": message_id, "text": buffer})
