@@ -60,7 +60,6 @@ def bench_card_latency(config: BenchConfig) -> list[BenchRow]:
 
 
 def bench_llm(config: BenchConfig) -> list[BenchRow]:
-    from assistant.llm.base import ChatMessage
     from assistant.llm.factory import make_llm
     from assistant.settings import Settings
 
