@@ -166,7 +166,7 @@ class GivenDose(BaseModel):
 
     drug: str  # as the parent named it: "布洛芬混悬液", "美林", "小儿氨酚黄那敏颗粒" …
     given_at: datetime
-    mg: float | None = Field(default=None, gt=0)
+    mg: float | None = Field(default=None, gt=0, allow_inf_nan=False)
 
 
 class DoseWarning(BaseModel):
@@ -305,7 +305,7 @@ def _coerce_history(history: Sequence[GivenDose | Mapping[str, Any]] | None) -> 
             doses.append(item if isinstance(item, GivenDose) else GivenDose.model_validate(item))
         except ValidationError as exc:
             first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
+            where = ".".join(str(p) for p in first["loc"]) or "entry"
             raise _bad(
                 "bad_history",
                 f"用药记录第{index + 1}条无效（{where}）。",
@@ -530,6 +530,7 @@ def _validate_inputs(
         )
     if label_max_doses_24h is not None and (
         not isinstance(label_max_doses_24h, int)
+        or isinstance(label_max_doses_24h, bool)
         or not 1 <= label_max_doses_24h <= spec.rules.max_doses_24h.value
     ):
         raise _bad(
