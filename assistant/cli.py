@@ -15,6 +15,7 @@ from typing import Any, TextIO
 
 from pydantic import ValidationError
 
+from assistant.fever_cli import add_fever_parser, cmd_fever
 from assistant.settings import get_settings
 
 MAX_TEXT_CHARS = 4000
@@ -223,6 +224,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
         run(args.data, args.report)
         return 0
+    if args.eval_command == "fever":
+        from evals.fever_eval import run as run_fever
+
+        run_fever(args.data, args.report)
+        return 0
     if args.eval_command == "dialogue":
         from evals.dialogue_eval import main as dialogue_main
 
@@ -277,6 +283,8 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--lang", choices=["zh", "en"], default=None)
     search.add_argument("--json", action="store_true")
 
+    add_fever_parser(sub)
+
     chat = sub.add_parser("chat", help="terminal conversation (no LLM needed)")
     chat.add_argument("--lang", choices=["zh", "en"], default=None)
 
@@ -292,7 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("eval", help="run an evaluation and write a report")
     ev_sub = ev.add_subparsers(dest="eval_command", required=True)
-    for name in ("triage", "retrieval", "dialogue"):
+    for name in ("triage", "retrieval", "dialogue", "fever"):
         one = ev_sub.add_parser(name)
         one.add_argument("--data", type=Path, default=None)
         one.add_argument("--report", type=Path, default=Path("evals/reports") / f"{name}_eval.json")
@@ -319,6 +327,8 @@ def main(
         return cmd_models(args)
     if args.command == "serve":
         return cmd_serve(args)
+    if args.command == "fever":
+        return cmd_fever(args, stdin, stdout, stderr)
     if args.command == "eval":
         return cmd_eval(args)
     return EXIT_BAD_INPUT  # pragma: no cover - argparse rejects unknown commands
