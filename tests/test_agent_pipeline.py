@@ -364,3 +364,26 @@ def test_draft_echoing_the_prompt_is_replaced() -> None:
     llm = FakeLLM(pieces=["【分诊卡】级别：近期门诊就诊。"])
     events = run_turn(service(llm), ConversationSession(), "头痛两天")
     assert events[-1].data["reason"] == "prompt_echo"
+
+
+def test_feverish_toddler_with_a_dose_mention_gets_a_fever_grade_and_dose_check() -> None:
+    events = run_turn(
+        service(NoModel()), ConversationSession(), "宝宝2岁，38度5，吃了布洛芬两小时了还没退，精神还行"
+    )
+    card = events[0].data["card"]
+    fever = card["fever"]
+    assert fever["colour"] == "green" and fever["call_120"] is False
+    assert fever["dose"]["code"] in {"weight_missing", "too_soon"}  # no weight given: no dose is computed
+    assert "体温数字本身不是危险" in events[-1].data["text"]
+
+
+def test_fever_grade_red_for_an_unrousable_toddler() -> None:
+    events = run_turn(service(NoModel()), ConversationSession(), "孩子1岁半，发烧39度，一直睡叫不醒")
+    card = events[0].data["card"]
+    assert card["level"] in ("emergency", "emergency_ambulance")
+    assert card.get("fever") is None  # emergencies answer at once with the triage card
+
+
+def test_no_fever_grade_for_adults() -> None:
+    events = run_turn(service(NoModel()), ConversationSession(), "我35岁，发烧38度5，咳嗽两天")
+    assert events[0].data["card"]["fever"] is None

@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field
 
 from assistant.agent.compose import card_messages, info_messages
 from assistant.agent.extraction import llm_extract
+from assistant.agent.fever_tools import fever_card, fever_text, make_dose_tool, make_fever_tool
 from assistant.agent.lc_tools import make_guideline_tool, make_triage_tool
 from assistant.agent.postcheck import check_draft
 from assistant.agent.prompts import prompt_file
@@ -107,6 +108,8 @@ class ChatService:
         self.router = router or Router()
         self.triage_tool = make_triage_tool()
         self.guideline_tool = make_guideline_tool(kb)
+        self.fever_tool = make_fever_tool()
+        self.dose_tool = make_dose_tool()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llm")
         self.queue_depth = 0
         self.last_stats = TurnStats()
@@ -150,6 +153,11 @@ class ChatService:
             return
         lang = session.lang or lang
         card = build_card(reply, reply.result, lang)
+        fever = None
+        if reply.kind != "emergency":
+            fever = fever_card(reply.result, session.description, lang, self.fever_tool, self.dose_tool)
+            card["fever"] = fever
+        fever_note = ("\n" + fever_text(fever)) if fever else ""
         stats.card_latency_s = time.perf_counter() - started
         yield ChatEvent(type="card", data={"message_id": message_id, "card": card})
 
@@ -158,7 +166,7 @@ class ChatService:
             prefix = replies["prescription_refusal"][lang] + ("" if lang == "zh" else " ")
 
         if reply.kind == "emergency" or not self.llm.available():
-            async for event in self._send_text(message_id, prefix + reply.text, llm_used=False):
+            async for event in self._send_text(message_id, prefix + reply.text + fever_note, llm_used=False):
                 yield event
             return
 
@@ -177,12 +185,13 @@ class ChatService:
         hits = self._search(session.description[-400:] or text, lang)
         messages = card_messages(card, text, hits, lang)
         level = Level(card["level"])
-        question_text = card["question"]["question"] if card["question"] else ""
+        question = card["question"]["question"] if card["question"] else ""
+        question_text = "\n".join(part for part in (fever_note.strip(), question) if part)
         async for event in self._stream_checked(
             message_id,
             messages,
             level,
-            fallback=prefix + reply.text,
+            fallback=prefix + reply.text + fever_note,
             prefix=prefix,
             suffix=question_text,
             denied=denied,
