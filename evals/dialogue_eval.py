@@ -37,6 +37,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from evals.jsonl_rows import parsed_rows, peek_id
 from tools.triage_models import LEVEL_ORDER, Level
 
 EVALS_DIR = Path(__file__).resolve().parent
@@ -149,28 +150,13 @@ def parse_dialogue(raw: str, line_no: int) -> Dialogue:
 def load_dialogues(path: Path) -> LoadResult:
     """Read a JSONL dialogue file. Blank lines are skipped; bad lines become RowErrors."""
     result = LoadResult()
-    with path.open(encoding="utf-8") as handle:
-        for line_no, raw in enumerate(handle, start=1):
-            if not raw.strip():
-                continue
-            try:
-                dialogue = parse_dialogue(raw, line_no)
-            except ValueError as exc:
-                result.errors.append(RowError(line=line_no, id=_peek_id(raw), stage="load", message=str(exc)))
-                continue
-            result.dialogues.append(dialogue)
-            result.lines.append(line_no)
+    for line_no, raw, dialogue in parsed_rows(path, parse_dialogue):
+        if isinstance(dialogue, ValueError):
+            result.errors.append(RowError(line=line_no, id=peek_id(raw), stage="load", message=str(dialogue)))
+            continue
+        result.dialogues.append(dialogue)
+        result.lines.append(line_no)
     return result
-
-
-def _peek_id(raw: str) -> str | None:
-    try:
-        row = json.loads(raw)
-    except json.JSONDecodeError:
-        return None
-    if isinstance(row, dict) and row.get("id") is not None:
-        return str(row["id"])
-    return None
 
 
 # --------------------------------------------------------------------------- transcripts

@@ -24,6 +24,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import ValidationError
 
+from evals.jsonl_rows import parsed_rows, peek_id
 from tools.triage_models import LEVEL_ORDER, Facts, Lang, Level, Sex, TriageInput, TriageResult
 
 EVALS_DIR = Path(__file__).resolve().parent
@@ -134,28 +135,13 @@ def parse_row(raw: str, line_no: int) -> EvalCase:
 def load_cases(path: Path) -> LoadResult:
     """Read a JSONL vignette file. Blank lines are skipped; bad lines become RowErrors."""
     result = LoadResult()
-    with path.open(encoding="utf-8") as handle:
-        for line_no, raw in enumerate(handle, start=1):
-            if not raw.strip():
-                continue
-            try:
-                case = parse_row(raw, line_no)
-            except ValueError as exc:
-                result.errors.append(RowError(line=line_no, id=_peek_id(raw), stage="load", message=str(exc)))
-                continue
-            result.cases.append(case)
-            result.case_lines.append(line_no)
+    for line_no, raw, case in parsed_rows(path, parse_row):
+        if isinstance(case, ValueError):
+            result.errors.append(RowError(line=line_no, id=peek_id(raw), stage="load", message=str(case)))
+            continue
+        result.cases.append(case)
+        result.case_lines.append(line_no)
     return result
-
-
-def _peek_id(raw: str) -> str | None:
-    try:
-        row = json.loads(raw)
-    except json.JSONDecodeError:
-        return None
-    if isinstance(row, dict) and row.get("id") is not None:
-        return str(row["id"])
-    return None
 
 
 def to_triage_input(case: EvalCase) -> TriageInput:

@@ -154,8 +154,28 @@ def fever_card(
     return card
 
 
-def fever_text(card: dict[str, Any]) -> str:
-    parts = [f"{card['label']}：{card['meaning']}" if card["label"] else card["meaning"]]
+_COLOUR_NAME = {
+    "zh": {"green": "绿色", "orange": "橙色", "red": "红色"},
+    "en": {"green": "green", "orange": "orange", "red": "red"},
+}
+
+
+_GREEN_NEUTRAL = {
+    "zh": "目前没有看到发热的中、高风险信号。",
+    "en": "No intermediate- or high-risk fever signs are seen now.",
+}
+
+
+def fever_text(card: dict[str, Any], lang: str, level: str) -> str:
+    """The fever grade as prose. It names the colour, not a care level, so it never reads as a
+    second, different triage level next to the card (a green grade's "home care" wording is only
+    used when the card itself says self-care)."""
+    colour = _COLOUR_NAME[lang][card["colour"]]
+    head = f"发热分级：{colour}。" if lang == "zh" else f"Fever grade: {colour}. "
+    meaning = card["meaning"]
+    if card["colour"] == "green" and level != "self_care":
+        meaning = _GREEN_NEUTRAL[lang]
+    parts = [head + meaning]
     if card.get("number_statement"):
         parts.append(card["number_statement"])
     parts.append(card["remeasure"])

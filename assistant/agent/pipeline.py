@@ -157,7 +157,7 @@ class ChatService:
         if reply.kind != "emergency":
             fever = fever_card(reply.result, session.description, lang, self.fever_tool, self.dose_tool)
             card["fever"] = fever
-        fever_note = ("\n" + fever_text(fever)) if fever else ""
+        fever_note = ("\n" + fever_text(fever, lang, card["level"])) if fever else ""
         stats.card_latency_s = time.perf_counter() - started
         yield ChatEvent(type="card", data={"message_id": message_id, "card": card})
 
