@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     llm_timeout_s: float = 60.0
     llm_max_reply_tokens: int = 200
 
+    # --- child fever monitoring ---
+    clinic_code: str | None = None  # clinicians sign up with it (default in server/fever: "demo-clinic")
+    fever_nearest_emergency: str | None = None  # shown with a red alert, e.g. "本院儿科急诊（24小时）"
+
     # --- server ---
     server_host: str = "127.0.0.1"
     server_port: int = 8000

@@ -20,6 +20,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from assistant.settings import Settings, get_settings
 from server import rest, ws_chat
+from server.fever import routes as fever_routes
+from server.fever import ws as fever_ws
+from server.fever.runtime import FeverRuntime
 from server.guidelines import GuidelineLibrary
 from server.metrics import ServerMetrics
 from server.protocol import PROTOCOL
@@ -157,12 +160,16 @@ def create_app(
         turn_idle_timeout_s=turn_idle_timeout_s,
     )
 
+    fever = FeverRuntime(settings)  # child fever diary: /api/fever, /ws/fever, reminder loop
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await runtime.start()  # fast: the knowledge base and the model load in the background
+        await fever.start()
         try:
             yield
         finally:
+            await fever.stop()
             await runtime.stop()
 
     docs_assets = offline_docs_assets()
@@ -178,10 +185,13 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.runtime = runtime
+    app.state.fever = fever
     app.state.guidelines = GuidelineLibrary(settings.knowledge_dir)
     app.add_middleware(RequestMetricsMiddleware, metrics=runtime.metrics, routes=lambda: app.routes)
     app.include_router(rest.router)
     app.include_router(ws_chat.router)
+    app.include_router(fever_routes.router)
+    app.include_router(fever_ws.router)
 
     if docs_assets is not None:
         _add_offline_docs(app, docs_assets)
