@@ -48,6 +48,8 @@ def age_months(birth_date: str, at: datetime) -> float:
 
 
 def age_text(months: float) -> dict[str, str]:
+    # months computed from dates carry float noise (23.98 on the 2nd birthday): round to a day
+    months = int(months + 1 / 30.4) if months >= 1 else months
     if months < 1:
         days = round(months * 365.25 / 12)
         return {"zh": f"{days}天", "en": f"{days} days"}
