@@ -830,3 +830,32 @@ def test_the_pages_language_is_used_for_grades_and_warnings(
     )
     chinese = client.post(url, params={"lang": "zh"}, json={"value": 38.6}, headers=auth(family)).json()
     assert chinese["grade"]["lang"] == "zh" and "绿色" in chinese["grade"]["label"]
+
+
+# ------------------------------------------------------------------------------ a message in words
+
+
+def test_a_parents_message_records_reading_and_dose_then_grades(
+    client: TestClient, family: dict[str, Any], child: dict[str, Any]
+) -> None:
+    child_id = child["child_id"]
+    text = "宝宝38度5，吃了布洛芬两小时了还没退，精神还行"
+    response = client.post(f"{API}/children/{child_id}/message", json={"text": text}, headers=auth(family))
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    assert body["recorded"]["reading"]["value_c"] == pytest.approx(38.5)
+    assert body["recorded"]["dose"]["drug"] == "布洛芬"
+    given = datetime.fromisoformat(body["recorded"]["dose"]["time"])
+    assert abs((datetime.now(UTC) - given).total_seconds() - 2 * 3600) < 600  # "两小时了"
+    assert body["grade"]["colour"] in ("green", "orange")  # alert and playing: not red by the number
+    assert body["reply"]
+    diary = timeline(client, family, child_id)
+    assert len(diary["readings"]) == 1 and len(diary["doses"]) == 1 and len(diary["symptoms"]) == 1
+
+
+def test_a_message_about_another_familys_child_is_refused(client: TestClient, child: dict[str, Any]) -> None:
+    stranger = signup(client, "stranger")
+    response = client.post(
+        f"{API}/children/{child['child_id']}/message", json={"text": "38度5"}, headers=auth(stranger)
+    )
+    error_of(response, 403, "not_your_child")

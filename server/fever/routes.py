@@ -35,6 +35,9 @@ from server.rest import ErrorResponse, _inline_refs
 
 log = logging.getLogger(__name__)
 
+from server.fever.chat import MessageIn  # noqa: E402
+from server.fever.chat import record_message as chat_record  # noqa: E402
+
 router = APIRouter(prefix="/api/fever", tags=["fever"])
 
 Action = Callable[[FeverService, Any, Any], Outcome]
@@ -199,6 +202,15 @@ async def check_dose(request: Request, child_id: str) -> JSONResponse:
 )  # type: ignore[arg-type]
 async def add_symptom(request: Request, child_id: str) -> JSONResponse:
     return await _respond(request, lambda s, a, b: s.add_symptom(a, child_id, b), SymptomIn)
+
+
+@router.post(
+    "/children/{child_id}/message", status_code=201, responses=_ERRORS, openapi_extra=_body_doc(MessageIn)
+)  # type: ignore[arg-type]
+async def record_message(request: Request, child_id: str) -> JSONResponse:
+    """A message in the parent's words: records the reading, a dose already given and the symptoms,
+    grades, and returns {recorded, grade, reply}."""
+    return await _respond(request, lambda s, a, b: chat_record(s, a, child_id, b), MessageIn)
 
 
 @router.get("/children/{child_id}/timeline", responses=_ERRORS)  # type: ignore[arg-type]

@@ -530,8 +530,14 @@ class FeverService:
             dehydration_signs=any(f["rule_id"] in DEHYDRATION_RULES for f in features),
         )
 
-    def add_dose(self, account: Account, child_id: str, body: DoseIn) -> Outcome:
-        """Logged only when the label rules allow it; a refusal is a 422 with the reason."""
+    def now(self) -> datetime:
+        return self._now()
+
+    def add_dose(
+        self, account: Account, child_id: str, body: DoseIn, *, already_given: bool = False
+    ) -> Outcome:
+        """Logged only when the label rules allow it; a refusal is a 422 with the reason.
+        `already_given`: the parent reports a dose given earlier — a fact, logged with its check."""
         self._own_child(account, child_id)
         now = self._now()
         with self._child_lock(child_id):
@@ -539,7 +545,7 @@ class FeverService:
             at = self._entry_time(body.time, now, child)
             check = self._dose_check(child, body, at)
             check_json = check.model_dump(mode="json")
-            if not check.allowed:
+            if not check.allowed and not already_given:
                 instead = check.instead
                 raise FeverError(
                     422,
