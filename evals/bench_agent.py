@@ -263,3 +263,59 @@ def bench_ws_concurrency(config: BenchConfig) -> list[BenchRow]:
 
 
 AGENT_BENCHES.insert(1, bench_ws_concurrency)
+
+
+# --------------------------------------------------------------------------- fever: form push
+
+
+def bench_fever_form_push(config: BenchConfig) -> list[BenchRow]:
+    """A parent sends a pre-consultation form; time until the clinician's websocket receives it."""
+    import tempfile
+    from datetime import date, timedelta
+    from types import SimpleNamespace
+
+    from fastapi.testclient import TestClient
+
+    from assistant.settings import Settings
+    from server.app import create_app
+    from server.rules_chat import RulesOnlyChatService
+
+    api = "/api/fever"
+    samples: list[int] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        app = create_app(
+            Settings(data_dir=tmp, clinic_code="bench-code"),
+            chat_service=RulesOnlyChatService(),
+            knowledge_loader=lambda s: SimpleNamespace(knowledge_version="bench"),
+        )
+        with TestClient(app) as client:
+
+            def account(name: str, role: str) -> dict:
+                body = {"role": role, "username": name, "password": "bench password"}
+                if role == "clinician":
+                    body["clinic_code"] = "bench-code"
+                return client.post(f"{api}/accounts", json=body).json()
+
+            doctor, family = account("dr.bench", "clinician"), account("parent.bench", "family")
+            headers = {"Authorization": f"Bearer {family['token']}"}
+            born = (date.today() - timedelta(days=730)).isoformat()
+            child = client.post(
+                f"{api}/children", json={"name": "b", "birth_date": born}, headers=headers
+            ).json()
+            client.post(f"{api}/children/{child['child_id']}/readings", json={"value": 39.0}, headers=headers)
+            with client.websocket_connect(f"/ws/fever?token={doctor['token']}") as ws:
+                ws.receive_json()  # ready
+                for _ in range(20):
+                    form = client.post(
+                        f"{api}/children/{child['child_id']}/form", json={}, headers=headers
+                    ).json()
+                    started = time.perf_counter_ns()
+                    client.post(f"{api}/forms/{form['form_id']}/send", json={}, headers=headers)
+                    while ws.receive_json()["type"] != "form":
+                        pass
+                    samples.append(time.perf_counter_ns() - started)
+    row = summarise("fever", "form send -> clinician push", samples, sum(samples) / 1e9, budget_p95_ms=1000.0)
+    return [replace(row, note="in-process app, websocket push to the clinic's clinicians")]
+
+
+AGENT_BENCHES.insert(2, bench_fever_form_push)
