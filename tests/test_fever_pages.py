@@ -292,7 +292,9 @@ def test_simulated_thermometer_chart_red_alert_and_form_reaches_the_clinician(op
     sign_up_family(parent)
     add_child(parent)
     banner = page.locator("#grade-banner")
-    expect(banner).to_have_attribute("data-colour", "none")
+    # a new child has no readings: no colour yet, or green once the server's first grade arrives
+    # (a race between the page and the push, so either is right here)
+    expect(banner).to_have_attribute("data-colour", re.compile(r"^(none|green)$"))
     expect(page.locator(".fever-chart .reading-point")).to_have_count(0)
 
     # Three thermometer notifications from the simulator -> three points on the chart.
