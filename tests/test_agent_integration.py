@@ -48,7 +48,7 @@ def run(service: ChatService, session: ConversationSession, text: str) -> tuple[
 def test_real_model_explains_a_feverish_toddler_safely(agent: ChatService) -> None:
     session = ConversationSession()
     events, card_at = run(agent, session, "孩子3岁，发烧38度5，一天了，精神还可以")
-    assert events[0].type == "card" and card_at < 1.0  # the card never waits for the model
+    assert events[0].type == "card" and card_at < 2.0  # the card never waits for the model
     card = events[0].data["card"]
     assert card["departments"][0]["id"].startswith("ped_")
     done = events[-1]
@@ -64,7 +64,7 @@ def test_real_model_explains_a_feverish_toddler_safely(agent: ChatService) -> No
 def test_real_model_chest_pain_gets_the_emergency_card_at_once(agent: ChatService) -> None:
     events, card_at = run(agent, ConversationSession(), "my father has crushing chest pain and is sweating")
     assert events[0].data["card"]["level"] == "emergency_ambulance"
-    assert card_at < 1.0
+    assert card_at < 2.0
     assert "120" in events[-1].data["text"]
 
 

@@ -232,7 +232,7 @@ def test_hanging_model_times_out_to_the_templated_reply() -> None:
     svc = service(llm, timeout=0.3)
     started = time.perf_counter()
     events = run_turn(svc, ConversationSession(), "头痛两天")
-    assert time.perf_counter() - started < 3
+    assert time.perf_counter() - started < 10
     assert events[-1].data["reason"] == "llm_timeout"
     deadline = time.time() + 2
     while not llm.stopped_early and time.time() < deadline:

@@ -517,7 +517,7 @@ def test_a_long_generation_never_delays_another_sessions_card(tmp_path: Path) ->
         started = time.monotonic()
         fast.send_json({"type": "user_text", "text": "another"})
         assert receive(fast)["type"] == "card"
-        assert time.monotonic() - started < 1.0
+        assert time.monotonic() - started < 3.0  # far less than the 6 s stream it would wait behind
 
 
 # ------------------------------------------------------------------------------ resume, restart
