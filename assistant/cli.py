@@ -16,6 +16,7 @@ from typing import Any, TextIO
 from pydantic import ValidationError
 
 from assistant.fever_cli import add_fever_parser, cmd_fever
+from assistant.jsonl_batch import run_jsonl_batch
 from assistant.settings import get_settings
 
 MAX_TEXT_CHARS = 4000
@@ -103,13 +104,6 @@ def _assess_json(inp: Any) -> dict[str, Any]:
     return assess(inp).model_dump(mode="json")
 
 
-def _error_object(code: str, message: str, line: int | None = None) -> dict[str, Any]:
-    out: dict[str, Any] = {"error": {"code": code, "message": message}}
-    if line is not None:
-        out["line"] = line
-    return out
-
-
 def cmd_triage(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> int:
     from tools.triage import TriageInputError
 
@@ -140,29 +134,18 @@ def _triage_jsonl(stdin: TextIO, stdout: TextIO) -> int:
     """One JSON object per line in, one result (or error object) per line out, in order."""
     from tools.triage import TriageInputError
 
-    for number, line in enumerate(stdin, start=1):
-        if not line.strip():
-            continue
-        try:
-            out = _assess_json(triage_payload(json.loads(line)))
-        except json.JSONDecodeError as exc:
-            out = _error_object(
-                "bad_json",
-                f"第{number}行不是有效的 JSON / line {number} is not valid JSON: {exc.msg}",
-                number,
-            )
-        except InputProblem as exc:
-            out = _error_object(exc.code, str(exc), number)
-        except TriageInputError as exc:
-            out = _error_object(exc.code, f"{exc.zh} / {exc.en}", number)
-        except ValidationError as exc:
+    def describe(exc: Exception) -> tuple[str, str] | None:
+        if isinstance(exc, InputProblem):
+            return exc.code, str(exc)
+        if isinstance(exc, TriageInputError):
+            return exc.code, f"{exc.zh} / {exc.en}"
+        if isinstance(exc, ValidationError):
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])
-            out = _error_object(
-                "invalid_fact", f"字段 {where} 无效 / invalid field {where}: {first['msg']}", number
-            )
-        print(json.dumps(out, ensure_ascii=False), file=stdout, flush=True)
-    return 0
+            return "invalid_fact", f"字段 {where} 无效 / invalid field {where}: {first['msg']}"
+        return None
+
+    return run_jsonl_batch(stdin, stdout, lambda obj: _assess_json(triage_payload(obj)), describe)
 
 
 def _human_summary(result: dict[str, Any]) -> str:

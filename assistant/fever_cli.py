@@ -20,6 +20,8 @@ from typing import Any, TextIO
 
 from pydantic import ValidationError
 
+from assistant.jsonl_batch import run_jsonl_batch
+
 EXIT_BAD_INPUT = 2
 _BATCH_KEYS = {
     "age_months", "age_days", "age_years", "temp_c", "unit", "site", "days", "text", "readings", "signs",
@@ -143,38 +145,21 @@ def cmd_fever(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr: T
     return 0
 
 
-def _error_object(code: str, message: str, line: int) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message}, "line": line}
-
-
 def _fever_jsonl(stdin: TextIO, stdout: TextIO) -> int:
     from tools.fever import FeverInputError, grade_fever
 
-    for number, line in enumerate(stdin, start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-            if not isinstance(obj, dict):
-                raise FeverCliError(
-                    "bad_json", "每行必须是一个 JSON 对象。", "Each line must be a JSON object."
-                )
-            out: dict[str, Any] = grade_fever(_payload(obj)).model_dump(mode="json")
-        except json.JSONDecodeError as exc:
-            out = _error_object(
-                "bad_json",
-                f"第{number}行不是有效的 JSON / line {number} is not valid JSON: {exc.msg}",
-                number,
-            )
-        except FeverCliError as exc:
-            out = _error_object(exc.code, str(exc), number)
-        except FeverInputError as exc:
-            out = _error_object(exc.code, f"{exc.zh} / {exc.en}", number)
-        except ValidationError as exc:
-            code, message = _validation_message(exc)
-            out = _error_object(code, message, number)
-        print(json.dumps(out, ensure_ascii=False), file=stdout, flush=True)
-    return 0
+    def describe(exc: Exception) -> tuple[str, str] | None:
+        if isinstance(exc, FeverCliError):
+            return exc.code, str(exc)
+        if isinstance(exc, FeverInputError):
+            return exc.code, f"{exc.zh} / {exc.en}"
+        if isinstance(exc, ValidationError):
+            return _validation_message(exc)
+        return None
+
+    return run_jsonl_batch(
+        stdin, stdout, lambda obj: grade_fever(_payload(obj)).model_dump(mode="json"), describe
+    )
 
 
 def human_summary(grade: dict[str, Any]) -> str:
