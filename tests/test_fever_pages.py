@@ -11,12 +11,7 @@ as a real device's notifications would go.
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import socket
-import subprocess
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -26,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from browser_support import chromium_browser, serving
 
 from assistant.settings import Settings
 from tools.ble_thermometer import (
@@ -48,40 +44,11 @@ PASSWORD = "correct-horse-42"
 SIM_VALUES = [37.8, 38.6, 39.4]
 CLINIC_CODE = "ward-7-signup"
 NEAREST_EMERGENCY = "市儿童医院急诊（24小时）"
-CHROMIUM_ARGS = [  # as in tests/test_web_page.py
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 # --------------------------------------------------------------------------------------------
 # The server and the browser
 # --------------------------------------------------------------------------------------------
-
-
-def _chromium() -> str:
-    """Debian's chromium; installed with apt-get when missing and we may (root), never with
-    `playwright install`."""
-    for candidate in (os.environ.get("DAOZHEN_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium")):
-        if candidate and Path(candidate).is_file():
-            return candidate
-    if shutil.which("apt-get") and hasattr(os, "geteuid") and os.geteuid() == 0:
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(["apt-get", "install", "-y", "-q", "chromium"], check=False, env=env, timeout=900)
-        if Path("/usr/bin/chromium").is_file():
-            return "/usr/bin/chromium"
-    pytest.skip("Debian chromium is not installed (apt-get install -y chromium)")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class _NoRetrievalNeeded:
@@ -116,29 +83,15 @@ def app(app_settings: Settings) -> Any:
 
 @pytest.fixture(scope="module")
 def base_url(app: Any) -> Iterator[str]:
-    import uvicorn
 
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, name="daozhen-fever-web-test", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("the app did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving(app, "daozhen-fever-web-test") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    executable = _chromium()
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+    with chromium_browser() as chromium:
         yield chromium
-        chromium.close()
 
 
 @dataclass

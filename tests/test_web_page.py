@@ -9,12 +9,7 @@ never with `playwright install`.
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import socket
-import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -22,21 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from browser_support import chromium_browser, serving
 
 from assistant.settings import Settings
 
 STATIC = Path(__file__).resolve().parent.parent / "server" / "static"
 SCREENSHOT = Path("/tmp/daozhen_chat.png")
 PHONE = {"width": 375, "height": 667}
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 TIMEOUT_MS = 20_000
 # Level colours from chat.css (--level-*), as the browser reports them.
 LEVEL_RGB = {
@@ -56,25 +43,6 @@ expect = sync_api.expect
 # --------------------------------------------------------------------------------------------
 
 
-def _chromium() -> str:
-    """Path of Debian's chromium; installs the package when missing and we may (root + apt-get)."""
-    for candidate in (os.environ.get("DAOZHEN_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium")):
-        if candidate and Path(candidate).is_file():
-            return candidate
-    if shutil.which("apt-get") and hasattr(os, "geteuid") and os.geteuid() == 0:
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(["apt-get", "install", "-y", "-q", "chromium"], check=False, env=env, timeout=900)
-        if Path("/usr/bin/chromium").is_file():
-            return "/usr/bin/chromium"
-    pytest.skip("Debian chromium is not installed (apt-get install -y chromium)")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class _NoRetrievalNeeded:
     """Stands in for the knowledge base: the page needs no vector search (rules-only chat, and
     citations are read from the corpus files by /api/guidelines), so the module skips the build."""
@@ -84,7 +52,6 @@ class _NoRetrievalNeeded:
 
 @pytest.fixture(scope="module")
 def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    import uvicorn
 
     from server.app import create_app
     from server.rules_chat import RulesOnlyChatService
@@ -95,27 +62,14 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         chat_service=RulesOnlyChatService(piece_chars=12, piece_delay_s=0.01),  # visibly streamed
         knowledge_loader=lambda _settings: _NoRetrievalNeeded(),
     )
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, name="daozhen-web-test", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("the app did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving(app, "daozhen-web-test") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    executable = _chromium()
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+    with chromium_browser() as chromium:
         yield chromium
-        chromium.close()
 
 
 @dataclass
