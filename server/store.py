@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from server.sqlite_base import SqliteStore
 from tools.triage_models import TriageResult
 
 SCHEMA_VERSION = 1
@@ -88,31 +86,9 @@ class Decision:
         return list(dict.fromkeys(ids))
 
 
-class SessionStore:
+class SessionStore(SqliteStore):
     def __init__(self, path: Path | str) -> None:
-        if str(path) != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self.path = str(path)
-        self._lock = threading.Lock()
-        # Autocommit mode; transactions are explicit (BEGIN IMMEDIATE) in _transaction.
-        self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        with self._lock:
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-            self._conn.execute("PRAGMA busy_timeout=5000")
-            self._conn.executescript(_SCHEMA)
-            self._conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+        super().__init__(path, _SCHEMA, SCHEMA_VERSION)
 
     # ---- sessions
 
@@ -215,7 +191,3 @@ class SessionStore:
             )
             for seq, level, rule_ids, engine, knowledge, text, result, created in rows
         ]
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()

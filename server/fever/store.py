@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from server.sqlite_base import SqliteStore
 
 SCHEMA_VERSION = 1
 
@@ -173,34 +173,11 @@ def _encode(row: Row) -> Row:
     }
 
 
-class FeverStore:
+class FeverStore(SqliteStore):
     def __init__(self, path: Path | str) -> None:
-        if str(path) != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self.path = str(path)
-        self._lock = threading.Lock()
-        self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._conn.row_factory = sqlite3.Row
-        with self._lock:
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-            self._conn.execute("PRAGMA busy_timeout=5000")
-            self._conn.execute("PRAGMA foreign_keys=ON")
-            self._conn.executescript(_SCHEMA)
-            self._conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        super().__init__(path, _SCHEMA, SCHEMA_VERSION, rows_by_name=True, foreign_keys=True)
 
     # ------------------------------------------------------------------ plumbing
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
 
     def _one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
         with self._lock:
@@ -428,7 +405,3 @@ class FeverStore:
                 (now, by, callback_id),
             )
             return cursor.rowcount == 1
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
