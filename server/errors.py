@@ -55,6 +55,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "The request body is too large (limit {limit} bytes).",
     ),
     "not_found": ("找不到该内容。", "Not found."),
+    "auth_required": (
+        "请先取得就诊身份（或登录）后再操作。",
+        "Please get a patient pass (or sign in) first.",
+    ),
+    "invalid_field": ("字段 {field} 无效：{detail}", "Invalid field {field}: {detail}"),
     "not_ready": ("服务尚未就绪，请稍后再试。", "The service is not ready yet; please try again shortly."),
 }
 
@@ -73,3 +78,35 @@ def error_message(code: str, lang: Lang | None, **params: Any) -> str:
 def error_body(code: str, lang: Lang | None = None, **params: Any) -> dict[str, Any]:
     """REST error shape: {"error": {"code", "message"}}."""
     return {"error": {"code": code, "message": error_message(code, lang, **params)}}
+
+
+class ApiError(Exception):
+    """Raised by routes and dependencies; rendered as {"error": {"code", "message"}}."""
+
+    def __init__(self, status: int, code: str, lang: Lang | None = None, **params: Any) -> None:
+        super().__init__(code)
+        self.status, self.code, self.lang, self.params = status, code, lang, params
+
+    def body(self) -> dict[str, Any]:
+        return error_body(self.code, self.lang, **self.params)
+
+
+def install_error_handlers(app: Any) -> None:
+    """ApiError -> its JSON error body; an HTTPException whose detail already is an error body is
+    passed through unchanged (not wrapped in {"detail": ...})."""
+    from fastapi.exception_handlers import http_exception_handler
+    from fastapi.responses import JSONResponse
+    from starlette.exceptions import HTTPException
+
+    async def on_api_error(request: Any, exc: Exception) -> Any:
+        assert isinstance(exc, ApiError)
+        return JSONResponse(exc.body(), status_code=exc.status)
+
+    async def on_http_exception(request: Any, exc: Exception) -> Any:
+        assert isinstance(exc, HTTPException)
+        if isinstance(exc.detail, dict) and "error" in exc.detail:
+            return JSONResponse(exc.detail, status_code=exc.status_code, headers=exc.headers)
+        return await http_exception_handler(request, exc)
+
+    app.add_exception_handler(ApiError, on_api_error)
+    app.add_exception_handler(HTTPException, on_http_exception)
