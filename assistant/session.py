@@ -177,6 +177,8 @@ class ConversationSession(BaseModel):
     last_result: TriageResult | None = None
     shown_warnings: list[str] = Field(default_factory=list)  # fact warnings already shown once
     confirmed_fields: list[str] = Field(default_factory=list)  # facts the user settled when asked back
+    # The service desk's state (assistant/visit_flow.py): patient id, offered slots, booking, visit.
+    desk: dict[str, Any] = Field(default_factory=dict)
 
     # ---- persistence
 

@@ -82,6 +82,8 @@ class Runtime:
         self.sessions: SessionManager | None = None
         self.open_connections = 0
         self._loading: asyncio.Task[None] | None = None
+        # The service desk (booking, routes, next steps) in front of the chat service; set by the app.
+        self.desk: Any | None = None
 
     # ---- lifecycle
 
@@ -93,6 +95,14 @@ class Runtime:
         # The chat service may keep its own count of generations waiting for the model.
         self.metrics.queue_depth.source = lambda: getattr(self.chat_service, "queue_depth", 0)
         self._loading = asyncio.create_task(self._load(), name="daozhen-startup")
+
+    def turn_service(self) -> Any:
+        """The service a chat turn goes to: the desk wrapper when a desk is set, else the chat service."""
+        if self.desk is None:
+            return self.chat_service
+        from assistant.desk_chat import DeskChatService
+
+        return DeskChatService(self.chat_service, self.desk)
 
     async def wait_loaded(self) -> None:
         if self._loading is not None:

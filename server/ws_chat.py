@@ -336,7 +336,7 @@ class ChatConnection:
         message_id = uuid.uuid4().hex[:16]
         cancel = asyncio.Event()
         self.turn_cancel = cancel
-        events = self.rt.chat_service.turn(live.session, session_text, cancel=cancel)
+        events = self.rt.turn_service().turn(live.session, session_text, cancel=cancel)
         pieces: list[str] = []
         final_text: str | None = None
         error_line: str | None = None
@@ -475,7 +475,7 @@ def _card_parts(data: dict[str, Any]) -> tuple[dict[str, Any] | None, dict[str, 
     if "card" not in data:
         return data, {}
     card = data["card"] if isinstance(data["card"], dict) else None
-    extra = {k: data[k] for k in ("citations", "updated") if k in data}
+    extra = {k: data[k] for k in ("citations", "updated", "desk") if k in data}
     return card, extra
 
 

@@ -62,8 +62,7 @@ class Router:
             return Route.prescription_request
         if pending_question:
             return Route.symptoms  # an answer to our question
-        present = set(_engine().matcher.match(norm).present()) - _NOT_SYMPTOMS
-        if present:
+        if _symptom_concepts(norm):
             return Route.symptoms
         if _GREETING.match(norm.strip()):
             return Route.greeting
@@ -81,6 +80,15 @@ class Router:
         labels, matrix = self._exemplars
         query = _unit(np.asarray(self._embed([text]), dtype=np.float32))[0]
         return labels[int(np.argmax(matrix @ query))]
+
+
+def _symptom_concepts(norm: str) -> set[str]:
+    return set(_engine().matcher.match(norm).present()) - _NOT_SYMPTOMS
+
+
+def names_symptoms(text: str) -> bool:
+    """The message names at least one symptom (not just a modifier like "severe")."""
+    return bool(_symptom_concepts(normalize_text(text)))
 
 
 def _unit(m: np.ndarray) -> np.ndarray:

@@ -1,0 +1,589 @@
+"""The chat's service desk: after "how urgent, and where?" comes "get me there".
+
+Books a slot in the department triage chose (or the one the user names), shows the route to the room
+and the steps of the visit; answers "where is ...", "what next", "cancel my booking", and
+community-care / mobile-clinic questions. Deterministic and template-worded (prompts/desk.yaml), so it
+works the same with the language model on or off.
+
+Safety: a message that names a symptom never reaches the desk (the caller sends it to triage first),
+and after an emergency assessment the desk does not book — it repeats "call 120" and offers the route
+to the emergency department.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import datetime
+from functools import lru_cache
+from typing import Any, Literal
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, Field
+
+from assistant.agent.prompts import prompt_file
+from assistant.session import EMERGENCY_LEVELS, ConversationSession
+from tools.fact_extraction import normalize_text
+
+DeskKind = Literal[
+    "slots", "booked", "route", "steps", "cancelled", "mobile_clinic", "community", "notice", "error"
+]
+_ZH_DIGITS = {"一": 1, "二": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
+_WEEKDAYS = {"zh": "一二三四五六日", "en": ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")}
+_HALF_DAY = {"am": {"zh": "上午", "en": "morning"}, "pm": {"zh": "下午", "en": "afternoon"}}
+ENTRANCE = "entrance_main"
+EMERGENCY_ROOM = "emergency_room"
+MAX_OFFER = 4
+
+
+class DeskReply(BaseModel):
+    kind: DeskKind
+    text: str
+    data: dict[str, Any] = Field(default_factory=dict)
+
+    def payload(self) -> dict[str, Any]:
+        return {"kind": self.kind, **self.data}
+
+
+@lru_cache(maxsize=1)
+def _desk_file() -> dict[str, Any]:
+    return prompt_file("desk.yaml")
+
+
+@lru_cache(maxsize=1)
+def _intent_patterns() -> list[tuple[str, re.Pattern[str]]]:
+    return [(name, re.compile(pattern)) for name, pattern in _desk_file()["intents"].items()]
+
+
+def _say(key: str, lang: str, **fields: Any) -> str:
+    return str(_desk_file()["replies"][key][lang]).format(**fields)
+
+
+def _field(obj: Any, name: str, default: Any = None) -> Any:
+    """Reads a field of a pydantic model or a dict (the ports return either)."""
+    if isinstance(obj, dict):
+        return obj.get(name, default)
+    return getattr(obj, name, default)
+
+
+def _error_text(exc: Exception, lang: str) -> str:
+    """The zh/en message of a domain error (BookingError, NavigationError, ...)."""
+    for attr in ("message",):
+        method = getattr(exc, attr, None)
+        if callable(method):
+            try:
+                return str(method(lang))
+            except TypeError:
+                pass
+    value = getattr(exc, lang, None)
+    if isinstance(value, str) and value:
+        return value
+    return str(exc)
+
+
+class ServiceDesk:
+    """Stateless: everything a conversation needs is kept in `session.desk` (persisted with it).
+
+    Ports (duck-typed, all optional): `booking` (server.booking.service.BookingService), `patients`
+    (server.patients.PatientDirectory), `escort` (server.escort.service.EscortService). Without a port
+    the desk says the service is unavailable instead of failing."""
+
+    def __init__(
+        self,
+        *,
+        clinic_id: str,
+        tz: ZoneInfo,
+        booking: Any | None = None,
+        patients: Any | None = None,
+        escort: Any | None = None,
+        clock: Callable[[], datetime] | None = None,
+        start_place: str = ENTRANCE,
+    ) -> None:
+        self.clinic_id = clinic_id
+        self.tz = tz
+        self.booking = booking
+        self.patients = patients
+        self.escort = escort
+        self.clock = clock or (lambda: datetime.now(tz))
+        self.start_place = start_place
+
+    # ------------------------------------------------------------------ entry points
+
+    def intent(self, session: ConversationSession, text: str) -> str | None:
+        norm = normalize_text(text).lower()
+        if session.desk.get("offer") and session.pending_question is None and _choice_number(norm):
+            return "choose"
+        for name, pattern in _intent_patterns():
+            if pattern.search(norm):
+                return name
+        if session.desk.get("want_booking") and self._department_in_text(norm):
+            return "book"  # the answer to "which department?"
+        return None
+
+    def handle(self, session: ConversationSession, text: str, lang: str) -> DeskReply | None:
+        """The desk's reply, or None when the message is not for the desk."""
+        intent = self.intent(session, text)
+        if intent is None:
+            return None
+        handler = getattr(self, f"_on_{intent}")
+        reply: DeskReply = handler(session, text, lang)
+        return reply
+
+    # ------------------------------------------------------------------ booking
+
+    def _on_book(self, session: ConversationSession, text: str, lang: str) -> DeskReply:
+        if _after_emergency(session):
+            route = self._route(EMERGENCY_ROOM, lang, step_free=False)
+            body = _say("emergency_first", lang)
+            return DeskReply(kind="notice", text=body, data={"call_120": True, "route": route})
+        if self.booking is None:
+            return DeskReply(kind="notice", text=_say("service_unavailable", lang))
+        norm = normalize_text(text).lower()
+        department = self._department_in_text(norm) or self._department_from_triage(session)
+        if department is None:
+            session.desk["want_booking"] = True
+            return DeskReply(kind="notice", text=_say("which_department", lang))
+        session.desk.pop("want_booking", None)
+        try:
+            when = self._when(text)
+        except Exception as exc:  # a malformed date: say what is wrong, keep the conversation
+            return DeskReply(kind="error", text=_error_text(exc, lang), data={"code": _code(exc)})
+        return self._offer(session, department, when, lang)
+
+    def _offer(self, session: ConversationSession, department: str, when: Any, lang: str) -> DeskReply:
+        day = _field(when, "date")
+        half_day = _field(when, "half_day")
+        try:
+            slots = list(
+                self.booking.search_slots(  # type: ignore[union-attr]
+                    self.clinic_id, department, day=day, half_day=half_day, limit=MAX_OFFER
+                )
+            )[:MAX_OFFER]
+        except Exception as exc:
+            return DeskReply(kind="error", text=_error_text(exc, lang), data={"code": _code(exc)})
+        clinic, dept_name = self._names(department, lang)
+        if not slots:
+            when_text = _day_text(day, lang) + (_HALF_DAY[half_day][lang] if half_day else "")
+            body = _say("no_slots", lang, clinic=clinic, department=dept_name, when=when_text)
+            session.desk.pop("offer", None)
+            return DeskReply(kind="slots", text=body, data={"department_id": department, "options": []})
+        options = []
+        for n, slot in enumerate(slots, start=1):
+            label = self._slot_label(slot, n, lang)
+            options.append({"n": n, "slot_id": _field(slot, "slot_id"), "label": label})
+        session.desk["offer"] = {"department_id": department, "slot_ids": [o["slot_id"] for o in options]}
+        lines = [_say("offer_head", lang, clinic=clinic, department=dept_name)]
+        lines += [o["label"] for o in options]
+        lines.append(_say("offer_tail", lang))
+        return DeskReply(
+            kind="slots", text="\n".join(lines), data={"department_id": department, "options": options}
+        )
+
+    def _on_choose(self, session: ConversationSession, text: str, lang: str) -> DeskReply:
+        offer = session.desk["offer"]
+        n = _choice_number(normalize_text(text).lower()) or 0
+        slot_ids: list[str] = offer["slot_ids"]
+        if not 1 <= n <= len(slot_ids):
+            return DeskReply(kind="error", text=_say("bad_choice", lang, max=len(slot_ids)))
+        if self.booking is None:
+            return DeskReply(kind="notice", text=_say("service_unavailable", lang))
+        slot_id = slot_ids[n - 1]
+        patient_id = self._patient(session, lang)
+        try:
+            appointment = self.booking.book(patient_id, slot_id, f"chat:{session.session_id}:{slot_id}")
+        except Exception as exc:  # taken meanwhile, vanished, in the past: say so and offer again
+            failed = _say("booking_failed", lang, reason=_error_text(exc, lang))
+            again = self._offer(session, offer["department_id"], None, lang)
+            return DeskReply(
+                kind="slots",
+                text=failed + "\n" + again.text,
+                data={**again.data, "error": {"code": _code(exc), "message": _error_text(exc, lang)}},
+            )
+        session.desk.pop("offer", None)
+        return self._booked(session, patient_id, offer["department_id"], appointment, lang)
+
+    def _booked(
+        self, session: ConversationSession, patient_id: str, department: str, appointment: Any, lang: str
+    ) -> DeskReply:
+        clinic, dept_name = self._names(department, lang)
+        start = _as_local(_field(appointment, "start"), self.tz)
+        room_id = self._room_of(department)
+        appointment_id = str(_field(appointment, "appointment_id") or _field(appointment, "id"))
+        session.desk["appointment"] = {
+            "appointment_id": appointment_id,
+            "department_id": department,
+            "room_id": room_id,
+            "start": start.isoformat() if start else None,
+        }
+        visit_id = self._start_visit(session, patient_id, department, appointment_id, lang)
+        room_name = self._place_name(room_id, lang) if room_id else dept_name
+        lines = [
+            _say(
+                "booked",
+                lang,
+                day=_day_text(start.date(), lang) if start else "",
+                time=start.strftime("%H:%M") if start else "",
+                clinic=clinic,
+                department=dept_name,
+                doctor=_doctor_name(appointment, lang),
+                number=_field(appointment, "number", ""),
+                appointment_id=appointment_id,
+                room=room_name,
+            )
+        ]
+        route = self._route(room_id, lang, step_free=False) if room_id else None
+        if route:
+            lines += [route["head"], *route["steps"]]
+        steps = self._steps(session, lang) if visit_id else []
+        if steps:
+            lines.append(_say("steps_head", lang))
+            lines += [f"{i}. {s['text']}" for i, s in enumerate(steps, start=1)]
+        data = {
+            "appointment": session.desk["appointment"],
+            "visit_id": visit_id,
+            "route": route,
+            "steps": steps,
+        }
+        return DeskReply(kind="booked", text="\n".join(lines), data=data)
+
+    def _on_cancel(self, session: ConversationSession, text: str, lang: str) -> DeskReply:
+        booked = session.desk.get("appointment")
+        if not booked or self.booking is None:
+            return DeskReply(kind="notice", text=_say("nothing_to_cancel", lang))
+        try:
+            self.booking.cancel(session.desk["patient_id"], booked["appointment_id"])
+        except Exception as exc:
+            return DeskReply(kind="error", text=_error_text(exc, lang), data={"code": _code(exc)})
+        session.desk.pop("appointment", None)
+        session.desk.pop("visit_id", None)
+        body = _say("cancelled", lang, appointment_id=booked["appointment_id"])
+        return DeskReply(kind="cancelled", text=body, data={"appointment_id": booked["appointment_id"]})
+
+    # ------------------------------------------------------------------ routes and steps
+
+    def _on_route(self, session: ConversationSession, text: str, lang: str) -> DeskReply:
+        norm = normalize_text(text).lower()
+        target = self._place_in_text(norm)
+        if target is None:
+            return DeskReply(kind="error", text=_say("route_unknown", lang), data={"code": "unknown_place"})
+        step_free = re.search(_desk_file()["step_free"], norm) is not None
+        route = self._route(target, lang, step_free=step_free)
+        if route is None or "error" in route:
+            message = route["error"]["message"] if route else _say("route_unknown", lang)
+            return DeskReply(kind="error", text=message, data=route or {})
+        body = "\n".join([route["head"], *route["steps"]])
+        return DeskReply(kind="route", text=body, data={"route": route})
+
+    def _on_next_steps(self, session: ConversationSession, text: str, lang: str) -> DeskReply:
+        steps = self._steps(session, lang)
+        if not steps:
+            return DeskReply(kind="notice", text=_say("steps_none", lang))
+        lines = [_say("steps_head", lang)] + [f"{i}. {s['text']}" for i, s in enumerate(steps, start=1)]
+        return DeskReply(kind="steps", text="\n".join(lines), data={"steps": steps})
+
+    # ------------------------------------------------------------------ community care
+
+    def _on_mobile_clinic(self, session: ConversationSession, text: str, lang: str) -> DeskReply:
+        from tools import tiered_care
+
+        try:
+            visit = tiered_care.next_mobile_visit(text, self.clock())
+        except Exception as exc:
+            return DeskReply(kind="notice", text=_say("area_unknown", lang), data={"code": _code(exc)})
+        body = _say(
+            "mobile_next",
+            lang,
+            area=_text(_field(visit, "area_name"), lang) or _text(_field(visit, "area"), lang),
+            when=_when_text(_as_local(_field(visit, "start"), self.tz), lang),
+            place=_text(_field(visit, "place"), lang),
+            team=_text(_field(visit, "team"), lang),
+            offer=_text(_field(visit, "services"), lang),
+        )
+        return DeskReply(kind="mobile_clinic", text=body.strip(), data={"visit": _jsonable(visit)})
+
+    def _on_community(self, session: ConversationSession, text: str, lang: str) -> DeskReply:
+        from tools import tiered_care
+
+        try:
+            area = tiered_care.resolve_area(text)
+            services = list(tiered_care.nearest_services(area))[:3]
+        except Exception as exc:
+            return DeskReply(kind="notice", text=_say("area_unknown", lang), data={"code": _code(exc)})
+        lines = [_say("community_head", lang, area=_text(_field(area, "name"), lang))]
+        for i, service in enumerate(services, start=1):
+            name = _text(_field(service, "name"), lang)
+            km = _field(service, "distance_km")
+            phone = _field(service, "phone") or ""
+            where = f"{km:.1f} km" if isinstance(km, int | float) else ""
+            lines.append(f"{i}. {name} {where} {phone}".rstrip())
+        return DeskReply(
+            kind="community", text="\n".join(lines), data={"services": [_jsonable(s) for s in services]}
+        )
+
+    # ------------------------------------------------------------------ helpers
+
+    def _when(self, text: str) -> Any:
+        from tools.booking.dates import find_when
+
+        return find_when(text, self.clock())
+
+    def _patient(self, session: ConversationSession, lang: str) -> str:
+        patient_id = session.desk.get("patient_id")
+        if patient_id:
+            return str(patient_id)
+        if self.patients is None:
+            patient_id = f"chat-{session.session_id}"
+        else:
+            patient_id, _token = self.patients.create(lang=lang)
+        session.desk["patient_id"] = patient_id
+        return str(patient_id)
+
+    def _start_visit(
+        self, session: ConversationSession, patient_id: str, department: str, appointment_id: str, lang: str
+    ) -> str | None:
+        if self.escort is None:
+            return None
+        try:
+            visit = self.escort.start_visit(
+                patient_id, self.clinic_id, department, appointment_id=appointment_id, lang=lang
+            )
+        except Exception:  # the booking stands even if the escort cannot start
+            return None
+        state = _field(visit, "state", visit)
+        visit_id = _field(state, "visit_id")
+        session.desk["visit_id"] = visit_id
+        return str(visit_id) if visit_id else None
+
+    def _steps(self, session: ConversationSession, lang: str) -> list[dict[str, Any]]:
+        visit_id = session.desk.get("visit_id")
+        if not visit_id or self.escort is None:
+            return []
+        try:
+            plan = self.escort.plan(session.desk["patient_id"], visit_id, lang=lang)
+        except Exception:
+            return []
+        steps = []
+        for step in _field(plan, "steps", plan) or []:
+            title = _field(step, "title") or _field(step, "step")
+            where = _field(step, "where_name") or _field(_field(step, "where"), "name") or ""
+            minutes = _field(step, "how_long_min") or _field(step, "how_long")
+            text = str(title)
+            if where:
+                text += f"（{where}）" if lang == "zh" else f" ({where})"
+            if minutes:
+                text += f" ~{minutes} min" if lang == "en" else f"，约{minutes}分钟"
+            steps.append({"step": _field(step, "step"), "text": text, "detail": _jsonable(step)})
+        return steps
+
+    def _route(self, target: str, lang: str, *, step_free: bool) -> dict[str, Any] | None:
+        from tools import navigation
+
+        try:
+            hmap = navigation.load_map(self._map_id())
+            plan = navigation.find_route(hmap, self.start_place, target, step_free=step_free)
+        except Exception as exc:
+            return {"error": {"code": _code(exc), "message": _error_text(exc, lang)}}
+        minutes = max(1, round(float(_field(plan, "seconds", 60)) / 60))
+        metres = round(float(_field(plan, "metres", 0)))
+        steps = [
+            f"{i}. {_field(s, 'text_zh') if lang == 'zh' else _field(s, 'text_en')}"
+            for i, s in enumerate(_field(plan, "steps", []), start=1)
+        ]
+        head = _say(
+            "route_head",
+            lang,
+            start=self._place_name(self.start_place, lang),
+            end=self._place_name(target, lang),
+            minutes=minutes,
+            metres=metres,
+            step_free=_say("step_free_note", lang) if step_free else "",
+        )
+        flag = str(step_free).lower()
+        params = {"map_id": self._map_id(), "from": self.start_place, "to": target, "step_free": flag}
+        query = urlencode(params)
+        return {
+            "from": self.start_place,
+            "to": target,
+            "minutes": minutes,
+            "metres": metres,
+            "step_free": step_free,
+            "head": head,
+            "steps": steps,
+            "floorplan_url": f"/api/navigation/floorplan.svg?{query}&lang={lang}",
+        }
+
+    def _map_id(self) -> str:
+        from tools.booking.catalogue import load_directory
+
+        clinic = load_directory().get(self.clinic_id)
+        return clinic.map_id or self.clinic_id
+
+    def _names(self, department: str, lang: str) -> tuple[str, str]:
+        from tools.booking.catalogue import load_directory
+
+        directory = load_directory()
+        clinic = directory.get(self.clinic_id)
+        try:
+            dept_name = directory.department(self.clinic_id, department).name.get(lang)
+        except Exception:
+            dept_name = department
+        return clinic.name.get(lang), dept_name
+
+    def _room_of(self, department: str) -> str | None:
+        from tools.booking.catalogue import load_directory
+
+        try:
+            return load_directory().department(self.clinic_id, department).room_id
+        except Exception:
+            return None
+
+    def _place_name(self, node_id: str, lang: str) -> str:
+        from tools import navigation
+
+        try:
+            node = navigation.load_map(self._map_id()).nodes[node_id]
+            return str(_text(_field(node, "name"), lang) or node_id)
+        except Exception:
+            return node_id
+
+    def _place_in_text(self, norm: str) -> str | None:
+        from tools import navigation
+
+        try:
+            return navigation.resolve_place(navigation.load_map(self._map_id()), norm)
+        except Exception:
+            return None
+
+    def _department_in_text(self, norm: str) -> str | None:
+        """The clinic's department the text names (longest name wins: 小儿外科 over 外科)."""
+        from tools.booking.catalogue import load_directory
+
+        try:
+            clinic = load_directory().get(self.clinic_id)
+        except Exception:
+            return None
+        best: tuple[int, str] | None = None
+        for dept in clinic.departments:
+            for name in _department_names(dept):
+                if name and name in norm and (best is None or len(name) > best[0]):
+                    best = (len(name), dept.id)
+        return best[1] if best else None
+
+    def _department_from_triage(self, session: ConversationSession) -> str | None:
+        """The first department of the latest assessment that this clinic books."""
+        from tools.booking.catalogue import load_directory
+
+        result = session.last_result
+        if result is None:
+            return None
+        try:
+            bookable = {d.id for d in load_directory().get(self.clinic_id).departments}
+        except Exception:
+            return None
+        for choice in result.departments:
+            dept = choice.id
+            if dept.startswith("ped_") or dept in {"neonatology", "child_health"}:
+                dept = "pediatrics"
+            if dept in bookable:
+                return dept
+        return "general_practice" if "general_practice" in bookable else None
+
+    def _slot_label(self, slot: Any, n: int, lang: str) -> str:
+        start = _as_local(_field(slot, "start"), self.tz)
+        half_day = _field(slot, "half_day") or ("am" if start and start.hour < 12 else "pm")
+        return _say(
+            "offer_line",
+            lang,
+            n=n,
+            day=_day_text(start.date(), lang) if start else "",
+            half_day=_HALF_DAY[half_day][lang],
+            time=start.strftime("%H:%M") if start else "",
+            doctor=_doctor_name(slot, lang),
+            number=_field(slot, "number", ""),
+        )
+
+
+# ---------------------------------------------------------------------- small pure helpers
+
+
+def _after_emergency(session: ConversationSession) -> bool:
+    result = session.last_result
+    return result is not None and result.level in EMERGENCY_LEVELS
+
+
+def _choice_number(norm: str) -> int | None:
+    match = re.match(_desk_file()["choice"], norm)
+    if match:
+        raw = match.group(2)
+        return _ZH_DIGITS.get(raw) or int(raw)
+    for word, n in _desk_file()["ordinal_en"].items():
+        if re.fullmatch(rf"\s*(the )?{word}( one| slot)?\s*[.!]?\s*", norm):
+            return int(n)
+    return None
+
+
+def _department_names(dept: Any) -> list[str]:
+    names = [dept.name.zh.lower(), dept.name.en.lower()]
+    zh = dept.name.zh
+    if len(zh) >= 3 and zh.endswith("科"):
+        names.append(zh[:-1])  # 皮肤科 -> 皮肤
+    return names
+
+
+def _code(exc: Exception) -> str:
+    return str(getattr(exc, "code", None) or type(exc).__name__)
+
+
+def _text(value: Any, lang: str) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        return str(value.get(lang) or value.get("zh") or "")
+    getter = getattr(value, "get", None)
+    return str(getter(lang)) if callable(getter) else str(value)
+
+
+def _as_local(value: Any, tz: ZoneInfo) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if not isinstance(value, datetime):
+        return None
+    return value.astimezone(tz) if value.tzinfo else value.replace(tzinfo=tz)
+
+
+def _day_text(day: Any, lang: str) -> str:
+    if day is None:
+        return ""
+    weekday = day.weekday()
+    if lang == "zh":
+        return f"{day.month}月{day.day}日（周{_WEEKDAYS['zh'][weekday]}）"
+    return f"{_WEEKDAYS['en'][weekday]} {day.day} {day.strftime('%b')}"
+
+
+def _when_text(moment: datetime | None, lang: str) -> str:
+    if moment is None:
+        return ""
+    return f"{_day_text(moment.date(), lang)} {moment.strftime('%H:%M')}"
+
+
+def _doctor_name(obj: Any, lang: str) -> str:
+    name = _field(obj, "doctor_name") or _field(obj, "doctor")
+    return _text(name, lang)
+
+
+def _jsonable(obj: Any) -> Any:
+    dump = getattr(obj, "model_dump", None)
+    if callable(dump):
+        return dump(mode="json")
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, datetime):
+        return obj.isoformat()
+    return obj
