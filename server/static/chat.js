@@ -242,6 +242,10 @@
           renderCard(msg.message_id, msg.card);
           remember({ role: "card", id: msg.message_id, card: msg.card });
         }
+        if (msg.desk && typeof msg.desk === "object") {
+          renderDesk(msg.message_id, msg.desk);
+          remember({ role: "desk", id: msg.message_id, desk: msg.desk });
+        }
         break;
       case "token":
         appendToken(msg.message_id, typeof msg.text === "string" ? msg.text : "");
@@ -562,6 +566,57 @@
     return article;
   }
 
+  // ---- service desk: slots to pick, the route with its floor plan, the visit's next steps ------
+  function renderDesk(messageId, desk, { restoring } = { restoring: false }) {
+    const kind = text(desk.kind);
+    const body = el("div", { class: "card-body" });
+    const box = el("article", { class: "card desk-card", "data-desk-kind": kind }, body);
+    const options = Array.isArray(desk.options) ? desk.options : [];
+    if (options.length) {
+      body.append(heading("desk_slots", null));
+      const replies = el("div", { class: "quick-replies", role: "group" });
+      options.forEach((option) => {
+        const button = el("button", {
+          type: "button",
+          class: "quick-reply desk-option",
+          "data-slot-id": text(option.slot_id),
+          text: text(option.label),
+        });
+        if (restoring) button.disabled = true;
+        button.addEventListener("click", () => {
+          if (button.disabled) return;
+          deactivateQuestions();
+          const choice = String(option.n);
+          addUserBubble(text(option.label));
+          remember({ role: "user", text: text(option.label) });
+          sendTurn({ type: "user_text", text: choice });
+        });
+        replies.append(button);
+      });
+      body.append(replies);
+    }
+    const route = desk.route && typeof desk.route === "object" && !desk.route.error ? desk.route : null;
+    if (route) {
+      body.append(heading("desk_route", null), el("p", { class: "route-head", text: text(route.head) }));
+      const list = el("ol", { class: "route-steps" });
+      (Array.isArray(route.steps) ? route.steps : []).forEach((step) =>
+        list.append(el("li", { text: text(step).replace(/^\d+\.\s*/, "") })),
+      );
+      body.append(list);
+      if (route.floorplan_url) {
+        body.append(el("img", { class: "floorplan", src: text(route.floorplan_url), alt: text(route.head) }));
+      }
+    }
+    const steps = Array.isArray(desk.steps) ? desk.steps : [];
+    if (steps.length) {
+      const list = el("ol", { class: "visit-steps" });
+      steps.forEach((step) => list.append(el("li", { text: text(step.text) })));
+      body.append(heading("desk_steps", null), list);
+    }
+    if (!body.childElementCount) return;
+    addToLog(box, { scroll: !restoring });
+  }
+
   // A question sent on its own ("question" event or pending_question on resume): inside its
   // card when that card is on screen, else as a block of its own.
   function showQuestion(messageId, question, restoring) {
@@ -809,6 +864,7 @@
       if (!item || typeof item !== "object") return;
       if (item.role === "user") addUserBubble(text(item.text));
       else if (item.role === "card" && item.card) renderCard(item.id, item.card, { restoring: true });
+      else if (item.role === "desk" && item.desk) renderDesk(item.id, item.desk, { restoring: true });
       else if (item.role === "question" && item.question) showQuestion(item.id, item.question, true);
       else if (item.role === "bot") renderReply(item.id, text(item.text), item.llm_used);
     });
