@@ -81,6 +81,7 @@ class Clinic(BaseModel):
     referral_release_days: int = Field(default=2, ge=0, le=30)
     departments: list[ClinicDepartment]
     exams: list[ExamService] = Field(default_factory=list)
+    villages: list[LocalizedText] = Field(default_factory=list)  # villages a community centre serves
 
 
 class SlotSpec(BaseModel):
