@@ -52,5 +52,6 @@ class DeskChatService:
                     data={"message_id": message_id, "text": reply.text, "llm_used": False, "kind": "desk"},
                 )
                 return
+        session.desk.pop("offer", None)  # the conversation moved on: a bare "1" is no longer a slot choice
         async for event in self.inner.turn(session, text, cancel=cancel):
             yield event

@@ -12,6 +12,7 @@ to the emergency department.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 from datetime import datetime
@@ -25,6 +26,8 @@ from pydantic import BaseModel, Field
 from assistant.agent.prompts import prompt_file
 from assistant.session import EMERGENCY_LEVELS, ConversationSession
 from tools.fact_extraction import normalize_text
+
+log = logging.getLogger(__name__)
 
 DeskKind = Literal[
     "slots", "booked", "route", "steps", "cancelled", "mobile_clinic", "community", "notice", "error"
@@ -112,7 +115,7 @@ class ServiceDesk:
 
     def intent(self, session: ConversationSession, text: str) -> str | None:
         norm = normalize_text(text).lower()
-        if session.desk.get("offer") and session.pending_question is None and _choice_number(norm):
+        if session.desk.get("offer") and _choice_number(norm):  # a later triage turn clears the offer
             return "choose"
         for name, pattern in _intent_patterns():
             if pattern.search(norm):
@@ -155,16 +158,17 @@ class ServiceDesk:
         day = _field(when, "date")
         half_day = _field(when, "half_day")
         try:
-            slots = list(
-                self.booking.search_slots(  # type: ignore[union-attr]
-                    self.clinic_id, department, day=day, half_day=half_day, limit=MAX_OFFER
-                )
-            )[:MAX_OFFER]
+            slots = self._free_slots(department, day, half_day, limit=40)
+            alternatives = not slots and (day is not None or half_day is not None)
+            if alternatives:  # the asked-for session is full or closed: the nearest ones after it
+                later = self._free_slots(department, None, None, limit=40)
+                slots = [s for s in later if _on_or_after(s, day)]
         except Exception as exc:
             return DeskReply(kind="error", text=_error_text(exc, lang), data={"code": _code(exc)})
+        slots = _spread(slots)[:MAX_OFFER]
         clinic, dept_name = self._names(department, lang)
+        when_text = _day_text(day, lang) + (_HALF_DAY[half_day][lang] if half_day else "")
         if not slots:
-            when_text = _day_text(day, lang) + (_HALF_DAY[half_day][lang] if half_day else "")
             body = _say("no_slots", lang, clinic=clinic, department=dept_name, when=when_text)
             session.desk.pop("offer", None)
             return DeskReply(kind="slots", text=body, data={"department_id": department, "options": []})
@@ -173,12 +177,25 @@ class ServiceDesk:
             label = self._slot_label(slot, n, lang)
             options.append({"n": n, "slot_id": _field(slot, "slot_id"), "label": label})
         session.desk["offer"] = {"department_id": department, "slot_ids": [o["slot_id"] for o in options]}
-        lines = [_say("offer_head", lang, clinic=clinic, department=dept_name)]
+        lines = []
+        if alternatives:
+            lines.append(_say("asked_full", lang, when=when_text or _say("asked_time", lang)))
+        lines.append(_say("offer_head", lang, clinic=clinic, department=dept_name))
         lines += [o["label"] for o in options]
         lines.append(_say("offer_tail", lang))
         return DeskReply(
-            kind="slots", text="\n".join(lines), data={"department_id": department, "options": options}
+            kind="slots",
+            text="\n".join(lines),
+            data={"department_id": department, "options": options, "alternatives": alternatives},
         )
+
+    def _free_slots(
+        self, department: str, day: Any, half_day: str | None, *, limit: int = MAX_OFFER
+    ) -> list[Any]:
+        found = self.booking.search_slots(  # type: ignore[union-attr]
+            self.clinic_id, department, day=day, half_day=half_day, limit=limit
+        )
+        return list(found)
 
     def _on_choose(self, session: ConversationSession, text: str, lang: str) -> DeskReply:
         offer = session.desk["offer"]
@@ -345,13 +362,13 @@ class ServiceDesk:
         if self.escort is None:
             return None
         try:
-            visit = self.escort.start_visit(
+            view = self.escort.start_visit(
                 patient_id, self.clinic_id, department, appointment_id=appointment_id, lang=lang
             )
         except Exception:  # the booking stands even if the escort cannot start
+            log.exception("starting the visit escort failed")
             return None
-        state = _field(visit, "state", visit)
-        visit_id = _field(state, "visit_id")
+        visit_id = _field(_field(view, "visit", {}), "visit_id")
         session.desk["visit_id"] = visit_id
         return str(visit_id) if visit_id else None
 
@@ -360,19 +377,24 @@ class ServiceDesk:
         if not visit_id or self.escort is None:
             return []
         try:
-            plan = self.escort.plan(session.desk["patient_id"], visit_id, lang=lang)
+            plan = self.escort.plan(session.desk["patient_id"], visit_id, view_lang=lang)
         except Exception:
+            log.exception("reading the visit plan failed")
             return []
         steps = []
-        for step in _field(plan, "steps", plan) or []:
-            title = _field(step, "title") or _field(step, "step")
-            where = _field(step, "where_name") or _field(_field(step, "where"), "name") or ""
-            minutes = _field(step, "how_long_min") or _field(step, "how_long")
-            text = str(title)
+        for index, step in enumerate(_field(plan, "steps", [])):
+            if index == 0:  # the current step: what to do now, not its name ("挂号" is already done)
+                steps.append({"step": _field(step, "step"), "text": str(_field(step, "what_next"))})
+                continue
+            where = _field(_field(step, "where", {}), "name") or ""
+            minutes = _field(step, "how_long")
+            text = str(_field(step, "title") or _field(step, "step"))
             if where:
                 text += f"（{where}）" if lang == "zh" else f" ({where})"
             if minutes:
-                text += f" ~{minutes} min" if lang == "en" else f"，约{minutes}分钟"
+                text += f"，约{minutes}分钟" if lang == "zh" else f", ~{minutes} min"
+            if _field(step, "maybe"):
+                text += "（如需要）" if lang == "zh" else " (if needed)"
             steps.append({"step": _field(step, "step"), "text": text, "detail": _jsonable(step)})
         return steps
 
@@ -510,6 +532,25 @@ class ServiceDesk:
 def _after_emergency(session: ConversationSession) -> bool:
     result = session.last_result
     return result is not None and result.level in EMERGENCY_LEVELS
+
+
+def _spread(slots: list[Any]) -> list[Any]:
+    """First free number of each doctor's session first, so the offer shows real choices
+    (different times and doctors) rather than four neighbouring numbers."""
+    firsts, rest, seen = [], [], set()
+    for slot in slots:
+        key = (str(_field(slot, "start"))[:10], _field(slot, "half_day"), _field(slot, "doctor_id"))
+        (rest if key in seen else firsts).append(slot)
+        seen.add(key)
+    return firsts + rest
+
+
+def _on_or_after(slot: Any, day: Any) -> bool:
+    if day is None:
+        return True
+    start = _field(slot, "start")
+    start_day = datetime.fromisoformat(start).date() if isinstance(start, str) else start.date()
+    return bool(start_day >= day)
 
 
 def _choice_number(norm: str) -> int | None:

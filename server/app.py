@@ -20,6 +20,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from assistant.settings import Settings, get_settings
 from server import rest, ws_chat
+from server.errors import install_error_handlers
+from server.features import Features
 from server.fever import routes as fever_routes
 from server.fever import ws as fever_ws
 from server.fever.runtime import FeverRuntime
@@ -166,9 +168,13 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await runtime.start()  # fast: the knowledge base and the model load in the background
         await fever.start()
+        await features.start()
+        runtime.desk = features.service_desk()
         try:
             yield
         finally:
+            runtime.desk = None
+            await features.stop()
             await fever.stop()
             await runtime.stop()
 
@@ -192,6 +198,9 @@ def create_app(
     app.include_router(ws_chat.router)
     app.include_router(fever_routes.router)
     app.include_router(fever_ws.router)
+    install_error_handlers(app)
+    # patients, pushes, booking, escort, navigation, tiered care, kiosk, reminders, chronic, handoff
+    features = Features(app, settings)
 
     if docs_assets is not None:
         _add_offline_docs(app, docs_assets)
