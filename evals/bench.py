@@ -190,9 +190,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--iterations must be >= 1 and --warmup >= 0")
 
     from evals.bench_agent import AGENT_BENCHES  # late: agent sections import this module
+    from evals.bench_visit import VISIT_BENCHES
 
     config = BenchConfig(data=args.data, iterations=args.iterations, warmup=args.warmup)
-    rows, failures = run_benches(config, [*BENCHES, *AGENT_BENCHES])
+    rows, failures = run_benches(config, [*BENCHES, *VISIT_BENCHES, *AGENT_BENCHES])
     print(format_table(rows))
     for failure in failures:
         print(f"ERROR {failure}", file=sys.stderr)
