@@ -737,3 +737,21 @@ def test_connection_dropped_mid_stream_cancels_the_generation(tmp_path: Path) ->
             time.sleep(0.05)
         assert app.state.runtime.open_connections == 0
         assert app.state.runtime.sessions.active == 0
+
+
+def test_desk_booking_messages_match_the_asyncapi_document(tmp_path: Path) -> None:
+    """A booking through the service desk: the offer and the booking are card messages with a
+    `desk` payload (card null), valid against server/asyncapi.yaml like every other message."""
+    settings = make_settings(tmp_path)
+    with serving(settings) as (client, _), client.websocket_connect("/ws/chat") as ws:
+        hello(ws, lang="en")
+        offer = say(ws, "please book dermatology for me")
+        desk = offer[0]["desk"]
+        assert offer[0]["type"] == "card" and offer[0]["card"] is None
+        assert desk["kind"] == "slots" and 1 <= len(desk["options"]) <= 4
+        booked = say(ws, "1")
+        desk = booked[0]["desk"]
+        assert desk["kind"] == "booked"
+        assert desk["appointment"]["department_id"] == "dermatology"
+        assert desk["route"]["to"] == "clinic_dermatology" and desk["route"]["steps"]
+        assert desk["steps"] and "Booked:" in booked[-1]["text"]
