@@ -6,7 +6,6 @@ key and body answers 200 with the first result instead of booking again."""
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from datetime import date
@@ -15,13 +14,14 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
 from server.booking.errors import BookingError
 from server.booking.runtime import BookingRuntime
 from server.booking.service import BookingService
 from server.errors import ApiError
 from server.patients import request_lang, require_patient
+from server.request_body import parse_json_body
 from server.rest import ErrorResponse, _inline_refs
 from tools.booking.errors import BookingDomainError
 
@@ -82,21 +82,7 @@ def _runtime(request: Request) -> BookingRuntime:
 
 
 async def _parse(request: Request, model: type[BaseModel]) -> Any:
-    raw = await request.body()
-    if len(raw) > MAX_BODY_BYTES:
-        raise BookingError(413, "body_too_large", limit=MAX_BODY_BYTES)
-    try:
-        obj = json.loads(raw) if raw.strip() else {}
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BookingError(400, "bad_json") from exc
-    if not isinstance(obj, dict):
-        raise BookingError(400, "bad_json")
-    try:
-        return model.model_validate(obj)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first.get("loc", ())) or "body"
-        raise BookingError(422, "invalid_field", field=field, detail=first.get("msg", "")) from exc
+    return await parse_json_body(request, model, limit=MAX_BODY_BYTES, error=BookingError)
 
 
 def parse_day(text: str, field: str = "date") -> date:

@@ -13,7 +13,6 @@ family accounts get 403 wrong_role. Errors: {"error": {"code", "message"}} in ?l
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from datetime import date
@@ -22,11 +21,12 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from server.chronic.service import ChronicError, ChronicService, PatientIn, ReadingIn
 from server.fever.errors import FeverError
 from server.patients import bearer_token, request_lang
+from server.request_body import parse_json_body
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/chronic", tags=["chronic"])
@@ -60,21 +60,7 @@ def _authenticate(request: Request, *, allow_patient: bool) -> Caller:
 
 
 async def _body(request: Request, model: type[BaseModel]) -> Any:
-    raw = await request.body()
-    if len(raw) > MAX_BODY_BYTES:
-        raise ChronicError(413, "body_too_large", limit=MAX_BODY_BYTES)
-    try:
-        obj = json.loads(raw) if raw.strip() else {}
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ChronicError(400, "bad_json") from exc
-    if not isinstance(obj, dict):
-        raise ChronicError(400, "bad_json")
-    try:
-        return model.model_validate(obj)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or "body"
-        raise ChronicError(422, "invalid_field", field=field, detail=first["msg"]) from exc
+    return await parse_json_body(request, model, limit=MAX_BODY_BYTES, error=ChronicError)
 
 
 def _today(request: Request, service: ChronicService) -> date:

@@ -14,7 +14,6 @@ when given, else in the visit's language.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from typing import Any, Literal
@@ -22,10 +21,11 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from server.escort.service import EscortApiError, EscortRuntime, EscortService
 from server.patients import request_lang, require_patient
+from server.request_body import parse_json_body
 from server.rest import ErrorResponse, _inline_refs
 from tools.triage_models import Lang
 
@@ -82,21 +82,7 @@ def _view_lang(request: Request) -> Lang | None:
 
 
 async def _parse(request: Request, model: type[BaseModel]) -> Any:
-    raw = await request.body()
-    if len(raw) > MAX_BODY_BYTES:
-        raise EscortApiError(413, "body_too_large", limit=MAX_BODY_BYTES)
-    try:
-        obj = json.loads(raw) if raw.strip() else {}
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise EscortApiError(400, "bad_json") from exc
-    if not isinstance(obj, dict):
-        raise EscortApiError(400, "bad_json")
-    try:
-        return model.model_validate(obj)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or "body"
-        raise EscortApiError(422, "invalid_field", field=field, detail=first["msg"]) from exc
+    return await parse_json_body(request, model, limit=MAX_BODY_BYTES, error=EscortApiError)
 
 
 async def _respond(

@@ -4,7 +4,6 @@ Authentication: "Authorization: Bearer <token>" from POST /accounts or /login.""
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import replace
@@ -13,7 +12,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from server.fever.errors import FeverError
 from server.fever.models import (
@@ -31,6 +30,7 @@ from server.fever.models import (
 )
 from server.fever.runtime import FeverRuntime
 from server.fever.service import FeverService, Outcome, fields_error
+from server.request_body import parse_json_body
 from server.rest import ErrorResponse, _inline_refs
 
 log = logging.getLogger(__name__)
@@ -71,19 +71,10 @@ def _bearer(request: Request) -> str | None:
 
 
 async def _parse(request: Request, model: type[BaseModel], limit: int) -> BaseModel:
-    raw = await request.body()
-    if len(raw) > limit:
-        raise FeverError(413, "body_too_large", limit=limit)
-    try:
-        obj = json.loads(raw) if raw.strip() else {}
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise FeverError(400, "bad_json") from exc
-    if not isinstance(obj, dict):
-        raise FeverError(400, "bad_json")
-    try:
-        return model.model_validate(obj)
-    except ValidationError as exc:
-        raise fields_error(exc) from exc
+    parsed: BaseModel = await parse_json_body(
+        request, model, limit=limit, error=FeverError, on_invalid=fields_error
+    )
+    return parsed
 
 
 async def _respond(

@@ -17,7 +17,6 @@ unsupported_recurrence / too_frequent / bad_timezone / invalid_field.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from datetime import date, datetime
@@ -30,6 +29,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from server.notify import authenticate_patient, bearer, request_lang
 from server.reminders.runtime import ReminderApiError, ReminderRuntime, ReminderService
+from server.request_body import parse_json_body
 from tools.reminders import ReminderError, ReminderKind, ReminderSpec, medication_plan, zone
 
 log = logging.getLogger(__name__)
@@ -72,19 +72,9 @@ def _fields_error(exc: ValidationError) -> ReminderApiError:
 
 
 async def _body(request: Request, model: type[BaseModel]) -> Any:
-    raw = await request.body()
-    if len(raw) > MAX_BODY:
-        raise ReminderApiError(413, "body_too_large", limit=MAX_BODY)
-    try:
-        obj = json.loads(raw) if raw.strip() else {}
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ReminderApiError(400, "bad_json") from exc
-    if not isinstance(obj, dict):
-        raise ReminderApiError(400, "bad_json")
-    try:
-        return model.model_validate(obj)
-    except ValidationError as exc:
-        raise _fields_error(exc) from exc
+    return await parse_json_body(
+        request, model, limit=MAX_BODY, error=ReminderApiError, on_invalid=_fields_error
+    )
 
 
 async def _handle(
