@@ -89,8 +89,13 @@ class ServiceDesk:
     """Stateless: everything a conversation needs is kept in `session.desk` (persisted with it).
 
     Ports (duck-typed, all optional): `booking` (server.booking.service.BookingService), `patients`
-    (server.patients.PatientDirectory), `escort` (server.escort.service.EscortService). Without a port
-    the desk says the service is unavailable instead of failing."""
+    (server.patients.PatientDirectory), `escort` (server.escort.service.EscortService), `reminders`
+    (server.reminders.ReminderService: revisit reminders after a booking). Without a port the desk
+    says the service is unavailable instead of failing.
+
+    The patient's bearer token (for /ws/patient pushes and the REST routes) is handed out once, as
+    `patient_token` in the data of the reply whose turn created the patient; it is never kept in
+    `session.desk`, which is persisted as plain JSON."""
 
     def __init__(
         self,
@@ -100,6 +105,7 @@ class ServiceDesk:
         booking: Any | None = None,
         patients: Any | None = None,
         escort: Any | None = None,
+        reminders: Any | None = None,
         clock: Callable[[], datetime] | None = None,
         start_place: str = ENTRANCE,
     ) -> None:
@@ -108,6 +114,7 @@ class ServiceDesk:
         self.booking = booking
         self.patients = patients
         self.escort = escort
+        self.reminders = reminders
         self.clock = clock or (lambda: datetime.now(tz))
         self.start_place = start_place
 
@@ -206,19 +213,21 @@ class ServiceDesk:
         if self.booking is None:
             return DeskReply(kind="notice", text=_say("service_unavailable", lang))
         slot_id = slot_ids[n - 1]
-        patient_id = self._patient(session, lang)
+        patient_id, new_token = self._patient(session, lang)
+        token = {"patient_token": new_token} if new_token else {}  # once: the turn that created it
         try:
             appointment = self.booking.book(patient_id, slot_id, f"chat:{session.session_id}:{slot_id}")
         except Exception as exc:  # taken meanwhile, vanished, in the past: say so and offer again
             failed = _say("booking_failed", lang, reason=_error_text(exc, lang))
             again = self._offer(session, offer["department_id"], None, lang)
+            error = {"code": _code(exc), "message": _error_text(exc, lang)}
             return DeskReply(
-                kind="slots",
-                text=failed + "\n" + again.text,
-                data={**again.data, "error": {"code": _code(exc), "message": _error_text(exc, lang)}},
+                kind="slots", text=failed + "\n" + again.text, data={**again.data, "error": error, **token}
             )
         session.desk.pop("offer", None)
-        return self._booked(session, patient_id, offer["department_id"], appointment, lang)
+        reply = self._booked(session, patient_id, offer["department_id"], appointment, lang)
+        reply.data.update(token)
+        return reply
 
     def _booked(
         self, session: ConversationSession, patient_id: str, department: str, appointment: Any, lang: str
@@ -256,13 +265,51 @@ class ServiceDesk:
         if steps:
             lines.append(_say("steps_head", lang))
             lines += [f"{i}. {s['text']}" for i, s in enumerate(steps, start=1)]
+        reminders = self._revisit_reminders(patient_id, start, department, room_id) if start else []
+        if reminders:
+            session.desk["appointment"]["reminder_ids"] = [r["reminder_id"] for r in reminders]
+            times = ("、" if lang == "zh" else ", ").join(
+                _when_text(_as_local(r["fire_at"], self.tz), lang) for r in reminders
+            )
+            lines.append(_say("reminders_set", lang, times=times))
         data = {
             "appointment": session.desk["appointment"],
             "visit_id": visit_id,
             "route": route,
             "steps": steps,
+            "reminders": reminders,
         }
         return DeskReply(kind="booked", text="\n".join(lines), data=data)
+
+    def _revisit_reminders(
+        self, patient_id: str, start: datetime, department: str, room_id: str | None
+    ) -> list[dict[str, Any]]:
+        """The evening-before and 2-hours-before reminders of the booked visit: [{reminder_id,
+        fire_at}] (fire_at local ISO). Empty without a reminders port, when both moments are already
+        past, or when storing them fails: the booking stands either way."""
+        if self.reminders is None:
+            return []
+        from tools.reminders import revisit_for
+
+        try:
+            specs = revisit_for(
+                patient_id,
+                start,
+                self.clock(),
+                place_zh=self._place_name(room_id, "zh") if room_id else self._names(department, "zh")[1],
+                place_en=self._place_name(room_id, "en") if room_id else self._names(department, "en")[1],
+                tz=self.tz.key,
+            )
+            views = self.reminders.create_many(specs) if specs else []
+        except Exception:
+            log.exception("creating the revisit reminders failed")
+            return []
+        out = []
+        for spec, view in zip(specs, views, strict=False):
+            fire_at = _as_local(_field(view, "next_fire_at") or spec.local_first_at(), self.tz)
+            fire_text = fire_at.isoformat() if fire_at else None
+            out.append({"reminder_id": str(_field(view, "reminder_id")), "fire_at": fire_text})
+        return out
 
     def _on_cancel(self, session: ConversationSession, text: str, lang: str) -> DeskReply:
         booked = session.desk.get("appointment")
@@ -272,6 +319,7 @@ class ServiceDesk:
             self.booking.cancel(session.desk["patient_id"], booked["appointment_id"])
         except Exception as exc:
             return DeskReply(kind="error", text=_error_text(exc, lang), data={"code": _code(exc)})
+        self._stop_reminders(session.desk["patient_id"], booked.get("reminder_ids") or [])
         session.desk.pop("appointment", None)
         session.desk.pop("visit_id", None)
         body = _say("cancelled", lang, appointment_id=booked["appointment_id"])
@@ -345,16 +393,29 @@ class ServiceDesk:
 
         return find_when(text, self.clock())
 
-    def _patient(self, session: ConversationSession, lang: str) -> str:
+    def _patient(self, session: ConversationSession, lang: str) -> tuple[str, str | None]:
+        """(patient id, token when the patient was created just now, else None). Only the id is
+        kept in the session; the caller hands the token to the client once."""
         patient_id = session.desk.get("patient_id")
         if patient_id:
-            return str(patient_id)
+            return str(patient_id), None
+        token: str | None = None
         if self.patients is None:
             patient_id = f"chat-{session.session_id}"
         else:
-            patient_id, _token = self.patients.create(lang=lang)
+            patient_id, token = self.patients.create(lang=lang)
         session.desk["patient_id"] = patient_id
-        return str(patient_id)
+        return str(patient_id), token
+
+    def _stop_reminders(self, patient_id: str, reminder_ids: list[str]) -> None:
+        """A cancelled booking must not remind anyone; a failure is logged, the cancel stands."""
+        if self.reminders is None:
+            return
+        for reminder_id in reminder_ids:
+            try:
+                self.reminders.stop(patient_id, reminder_id)
+            except Exception:
+                log.exception("stopping reminder %s failed", reminder_id)
 
     def _start_visit(
         self, session: ConversationSession, patient_id: str, department: str, appointment_id: str, lang: str

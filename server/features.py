@@ -3,7 +3,8 @@ navigation, tiered care, kiosk, reminders, chronic care and clinician handoff.
 
 Each feature is a runtime (start/stop) on app.state.<name> plus a router; they share one
 notification hub (server/notify.py) for pushes to patients. The chat's service desk
-(assistant/visit_flow.py) is built on the booking, escort and patient runtimes once they run.
+(assistant/visit_flow.py) is built on the booking, escort, reminder and patient runtimes once they
+run.
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ class Features:
         self.patients.close()
 
     def service_desk(self) -> Any:
-        """The chat's desk over the running booking and escort services."""
+        """The chat's desk over the running booking, escort and reminder services."""
         from assistant.visit_flow import ServiceDesk
 
         return ServiceDesk(
@@ -89,4 +90,5 @@ class Features:
             booking=self.runtimes["booking"].service,
             patients=self.patients,
             escort=self.runtimes["escort"].service,
+            reminders=self.runtimes["reminders"].service,
         )

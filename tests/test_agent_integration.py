@@ -84,3 +84,38 @@ def test_real_model_injection_does_not_lower_the_level(agent: ChatService) -> No
     )
     assert events[0].data["card"]["level"] == "emergency_ambulance"
     assert "120" in events[-1].data["text"]
+
+
+def test_real_model_on_symptoms_to_a_booked_slot_route_and_next_steps(agent: ChatService, tmp_path) -> None:
+    """LLM on: the agent explains the triage; the desk in front of it books, routes and lists steps."""
+    from assistant.desk_chat import DeskChatService
+    from assistant.visit_flow import ServiceDesk
+    from server.booking.service import BookingService
+    from server.escort.service import EscortService
+    from server.escort.store import EscortStore
+    from server.patients import PatientDirectory
+    from tools.booking.catalogue import load_directory
+
+    settings = Settings(data_dir=tmp_path)
+    booking = BookingService(tmp_path / "booking.sqlite3", load_directory(), tz=settings.timezone)
+    escort = EscortService(EscortStore(tmp_path / "escort.sqlite3"), notify=None, tz=settings.tz)
+    desk = ServiceDesk(
+        clinic_id="demo-general-hospital",
+        tz=settings.tz,
+        booking=booking,
+        patients=PatientDirectory(tmp_path / "patients.sqlite3"),
+        escort=escort,
+    )
+    service = DeskChatService(agent, desk)
+    session = ConversationSession()
+    events, _ = run(service, session, "I have had an itchy rash on both arms for two weeks, I am 30")
+    assert events[0].data["card"]["departments"][0]["id"] == "dermatology"
+    events, _ = run(service, session, "book me an appointment please")
+    offer = events[0].data["desk"]
+    assert offer["kind"] == "slots" and offer["department_id"] == "dermatology" and offer["options"]
+    events, _ = run(service, session, "1")
+    booked = events[0].data["desk"]
+    assert booked["kind"] == "booked" and booked["appointment"]["room_id"] == "clinic_dermatology"
+    assert booked["route"]["steps"] and booked["steps"]
+    assert events[-1].data["llm_used"] is False  # desk replies are templated, the same with the LLM off
+    booking.close()

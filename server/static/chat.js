@@ -13,6 +13,12 @@
  * cards) live in localStorage so a reload or a dropped connection resumes the same conversation;
  * without a local transcript the server's history is shown. Server strings are inserted as text,
  * never as HTML.
+ *
+ * Pushes: when the service desk creates a patient (first booking) its reply carries
+ * desk.patient_token once; the page keeps it in localStorage and holds /ws/patient?token=... open
+ * (protocol notify.v1, server/notify.py): every notification is acked, shown at most once per
+ * device (shown ids in localStorage) as a notice in the log, and kept in the transcript.
+ * "New conversation" forgets the token.
  */
 "use strict";
 
@@ -24,6 +30,11 @@
   const KEY_SESSION = "daozhen.session_id";
   const KEY_LANG = "daozhen.lang";
   const KEY_HISTORY = "daozhen.history";
+  const KEY_PATIENT_TOKEN = "daozhen.patient_token";
+  const KEY_PUSH_SHOWN = "daozhen.push_shown"; // ids of notifications already shown on this device
+  const PUSH_PATH = "/ws/patient";
+  const PUSH_SHOWN_LIMIT = 500;
+  const CLOSE_BAD_TOKEN = 4401; // server/notify.py: the token is unknown (e.g. the data was reset)
   const HISTORY_LIMIT = 200; // transcript items kept on this device
   const OUTBOX_LIMIT = 10; // turns kept while offline or while the previous turn runs
   const TURN_WATCHDOG_MS = 120000; // a turn with no done/error after this no longer blocks the next
@@ -51,6 +62,7 @@
     groups: new Map(), // message_id -> {card, bubble, text}
     restoredFromHistory: false,
     titleCache: new Map(), // "doc/section/lang" -> Promise<section json>
+    push: { ws: null, retries: 0, timer: null, rejected: false }, // the /ws/patient socket
   };
 
   const $ = (id) => document.getElementById(id);
@@ -124,6 +136,7 @@
     });
     applyStrings();
     updateStatus();
+    refreshPushNotices();
     if (announce) send({ type: "locale", lang }); // offline: the next hello carries it
   }
 
@@ -231,6 +244,174 @@
     el.textContent = t(key);
   }
 
+  // ---- pushes to the patient: /ws/patient (notify.v1) -----------------------------------------
+  function pushUrl(token) {
+    const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
+    const query = `token=${encodeURIComponent(token)}&lang=${state.lang}`;
+    return `${scheme}//${window.location.host}${PUSH_PATH}?${query}`;
+  }
+
+  function adoptPatientToken(token) {
+    if (load(KEY_PATIENT_TOKEN) === token && state.push.ws) return;
+    closePush();
+    save(KEY_PATIENT_TOKEN, token);
+    state.push.retries = 0;
+    connectPush();
+  }
+
+  function connectPush() {
+    clearTimeout(state.push.timer);
+    const token = load(KEY_PATIENT_TOKEN);
+    if (!token || state.push.ws) return;
+    let ws;
+    try {
+      ws = new WebSocket(pushUrl(token));
+    } catch {
+      schedulePushReconnect();
+      return;
+    }
+    state.push.ws = ws;
+    state.push.rejected = false;
+    ws.addEventListener("message", (event) => {
+      if (ws !== state.push.ws || typeof event.data !== "string") return;
+      let msg;
+      try {
+        msg = JSON.parse(event.data);
+      } catch {
+        return;
+      }
+      if (!msg || typeof msg.type !== "string") return;
+      if (msg.type === "ready") state.push.retries = 0;
+      else if (msg.type === "notification") onNotification(ws, msg);
+      else if (msg.type === "ping") ws.send(JSON.stringify({ type: "pong" }));
+      else if (msg.type === "error" && (msg.code === "bad_token" || msg.code === "auth_required")) {
+        state.push.rejected = true;
+      }
+    });
+    ws.addEventListener("close", (event) => {
+      if (ws !== state.push.ws) return; // closed on purpose (new conversation, new token)
+      state.push.ws = null;
+      if (event.code === CLOSE_BAD_TOKEN || state.push.rejected) {
+        save(KEY_PATIENT_TOKEN, null); // the server does not know this patient: retrying cannot help
+        return;
+      }
+      schedulePushReconnect();
+    });
+  }
+
+  function schedulePushReconnect() {
+    clearTimeout(state.push.timer);
+    const delay = Math.min(RECONNECT_MAX_MS, 1000 * 2 ** Math.min(state.push.retries, 4));
+    state.push.retries += 1;
+    state.push.timer = setTimeout(connectPush, delay);
+  }
+
+  function closePush() {
+    clearTimeout(state.push.timer);
+    const ws = state.push.ws;
+    state.push.ws = null;
+    if (ws) ws.close(1000);
+  }
+
+  function forgetPatient() {
+    closePush();
+    state.push.retries = 0;
+    save(KEY_PATIENT_TOKEN, null);
+    save(KEY_PUSH_SHOWN, null);
+  }
+
+  function shownPushIds() {
+    try {
+      const ids = JSON.parse(load(KEY_PUSH_SHOWN) || "[]");
+      return Array.isArray(ids) ? ids.filter((id) => typeof id === "string") : [];
+    } catch {
+      return [];
+    }
+  }
+
+  function markPushShown(id) {
+    const ids = shownPushIds();
+    ids.push(id);
+    save(KEY_PUSH_SHOWN, JSON.stringify(ids.slice(-PUSH_SHOWN_LIMIT)));
+  }
+
+  // Shown at most once per device (read afresh: another tab may have shown it), always acked:
+  // an unacked notification comes back on the next connection.
+  function onNotification(ws, msg) {
+    const id = typeof msg.id === "string" ? msg.id : "";
+    if (!id) return;
+    if (!shownPushIds().includes(id)) {
+      markPushShown(id);
+      const payload = msg.payload && typeof msg.payload === "object" ? msg.payload : {};
+      const item = { role: "push", id, kind: text(msg.kind), payload };
+      renderPush(item);
+      remember(item);
+    }
+    if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: "ack", id }));
+  }
+
+  function shortTime(value) {
+    const match = /^\d{4}-(\d{2})-(\d{2})T(\d{2}:\d{2})/.exec(text(value));
+    return match ? `${match[1]}-${match[2]} ${match[3]}` : "";
+  }
+
+  // [label, title, body] of a notification, in the page language where the payload has both.
+  function pushParts(kind, payload) {
+    const lang = state.lang;
+    const pick = (field) => text(payload[`${field}_${lang}`] || payload[`${field}_zh`] || payload[`${field}_en`]);
+    switch (kind) {
+      case "visit_step": {
+        const g = payload.guidance && typeof payload.guidance === "object" ? payload.guidance : {};
+        return [t("push_label_visit_step"), text(g.title), text(g.what_next)];
+      }
+      case "reminder":
+      case "followup_question": {
+        const late = payload.late === true ? t("push_late") : "";
+        return [t("push_label_reminder"), pick("title") + late, pick("body")];
+      }
+      case "waitlist_promoted": {
+        const at = shortTime(payload.appointment && payload.appointment.start);
+        return [t("push_label_booking"), t("push_waitlist_promoted"), at];
+      }
+      case "appointment_cancelled": {
+        const at = shortTime(payload.appointment && payload.appointment.start);
+        return [t("push_label_booking"), t("push_appointment_cancelled"), at];
+      }
+      case "report_ready":
+        return [t("push_label_report"), t("push_report_ready"), ""];
+      default:
+        return [t("push_label_other"), t("push_generic"), ""];
+    }
+  }
+
+  function fillPush(node, item) {
+    const [label, title, body] = pushParts(item.kind, item.payload || {});
+    node.replaceChildren(
+      el("strong", { class: "push-label" }, label),
+      el("span", { class: "push-title" }, title),
+      body ? el("span", { class: "push-body" }, body) : null,
+    );
+  }
+
+  function renderPush(item) {
+    const node = el("div", {
+      class: "msg notice-push",
+      role: "status",
+      "data-kind": item.kind,
+      "data-notification-id": item.id,
+    });
+    node.pushItem = item; // re-worded when the page language changes
+    fillPush(node, item);
+    return addToLog(node);
+  }
+
+  function refreshPushNotices() {
+    if (!els.log) return;
+    els.log.querySelectorAll(".notice-push").forEach((node) => {
+      if (node.pushItem) fillPush(node, node.pushItem);
+    });
+  }
+
   // ---- server messages ------------------------------------------------------------------------
   function handleServerMessage(msg) {
     switch (msg.type) {
@@ -243,8 +424,10 @@
           remember({ role: "card", id: msg.message_id, card: msg.card });
         }
         if (msg.desk && typeof msg.desk === "object") {
-          renderDesk(msg.message_id, msg.desk);
-          remember({ role: "desk", id: msg.message_id, desk: msg.desk });
+          const { patient_token: token, ...desk } = msg.desk; // the token stays out of the transcript
+          if (typeof token === "string" && token) adoptPatientToken(token);
+          renderDesk(msg.message_id, desk);
+          remember({ role: "desk", id: msg.message_id, desk });
         }
         break;
       case "token":
@@ -866,6 +1049,7 @@
       else if (item.role === "card" && item.card) renderCard(item.id, item.card, { restoring: true });
       else if (item.role === "desk" && item.desk) renderDesk(item.id, item.desk, { restoring: true });
       else if (item.role === "question" && item.question) showQuestion(item.id, item.question, true);
+      else if (item.role === "push" && item.id) renderPush(item);
       else if (item.role === "bot") renderReply(item.id, text(item.text), item.llm_used);
     });
     state.groups.clear();
@@ -905,6 +1089,7 @@
     state.awaiting = false;
     save(KEY_SESSION, null);
     save(KEY_HISTORY, null);
+    forgetPatient();
     els.log.replaceChildren();
     hideNotice();
     addWelcome();
@@ -991,6 +1176,10 @@
     els.input.addEventListener("input", autoGrow);
     window.addEventListener("online", () => {
       if (!state.online) reconnectNow();
+      if (!state.push.ws && load(KEY_PATIENT_TOKEN)) {
+        state.push.retries = 0;
+        connectPush();
+      }
     });
 
     state.sessionId = load(KEY_SESSION);
@@ -1001,6 +1190,7 @@
       state.restoredFromHistory = true;
     }
     connect();
+    connectPush(); // a patient of an earlier booking gets what was queued while away
   }
 
   // Exposed for debugging in the browser console and for the end-to-end test.
