@@ -9,6 +9,8 @@ Clinicians (fever accounts with role "clinician", "Authorization: Bearer <token>
 Patients (server/patients bearer token):
     POST /api/followup/answer {conversation_id?, plan_id?, question_id, check_id?, text, lang?, facts?}
          -> {"outcome": FollowUpOutcome, "conversation": {...}, "flag": {...} | null}
+    GET  /api/followup/plans, POST /api/followup/plans {plan_id, anchor?, lang?, facts?}
+         -> schedule a follow-up conversation and its reminders (followup_routes.py)
 Errors: {"error": {"code", "message"}} in ?lang= / Accept-Language (zh by default).
 """
 
@@ -27,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from assistant.followup import FollowUpConversation, FollowUpError, answer, handoff_inputs, load_plans
 from assistant.session import ConversationSession
+from server.handoff.followup_routes import router as followup_router
 from server.handoff.runtime import HandoffRuntime
 from server.handoff.store import HandoffStore
 from server.store import SessionStore
@@ -36,6 +39,7 @@ from tools.triage_models import Facts, Lang
 log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["handoff"])
+router.include_router(followup_router)  # GET/POST /api/followup/plans: scheduling follow-ups
 
 MAX_BODY_BYTES = 16 * 1024
 _ID = re.compile(r"^[A-Za-z0-9_.:-]{1,80}$")
