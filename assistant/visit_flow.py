@@ -152,11 +152,11 @@ class ServiceDesk:
         norm = normalize_text(text).lower()
         department = self._department_in_text(norm) or self._department_from_triage(session)
         if department is None:
-            session.desk["want_booking"] = True
+            session.desk["want_booking"] = text[:200]  # its date ("明天上午") still counts after the answer
             return DeskReply(kind="notice", text=_say("which_department", lang))
-        session.desk.pop("want_booking", None)
+        asked_before = str(session.desk.pop("want_booking", "") or "")
         try:
-            when = self._when(text)
+            when = self._when(text) or (self._when(asked_before) if asked_before else None)
         except Exception as exc:  # a malformed date: say what is wrong, keep the conversation
             return DeskReply(kind="error", text=_error_text(exc, lang), data={"code": _code(exc)})
         return self._offer(session, department, when, lang)
@@ -329,7 +329,7 @@ class ServiceDesk:
 
     def _on_route(self, session: ConversationSession, text: str, lang: str) -> DeskReply:
         norm = normalize_text(text).lower()
-        target = self._place_in_text(norm)
+        target = self._place_in_text(norm) or self._room_for_conversation(session)
         if target is None:
             return DeskReply(kind="error", text=_say("route_unknown", lang), data={"code": "unknown_place"})
         step_free = re.search(_desk_file()["step_free"], norm) is not None
@@ -538,6 +538,17 @@ class ServiceDesk:
         except Exception:
             return None
 
+    def _room_for_conversation(self, session: ConversationSession) -> str | None:
+        """"Where should I go?" with no place named: the booked room, else the room of the department
+        triage chose (the emergency department after an emergency assessment)."""
+        booked = session.desk.get("appointment")
+        if booked and booked.get("room_id"):
+            return str(booked["room_id"])
+        if _after_emergency(session):
+            return EMERGENCY_ROOM
+        department = self._department_from_triage(session)
+        return self._room_of(department) if department else None
+
     def _department_in_text(self, norm: str) -> str | None:
         """The clinic's department the text names (longest name wins: 小儿外科 over 外科)."""
         from tools.booking.catalogue import load_directory
@@ -549,7 +560,7 @@ class ServiceDesk:
         best: tuple[int, str] | None = None
         for dept in clinic.departments:
             for name in _department_names(dept):
-                if name and name in norm and (best is None or len(name) > best[0]):
+                if _names_in(name, norm) and (best is None or len(name) > best[0]):
                     best = (len(name), dept.id)
         return best[1] if best else None
 
@@ -626,11 +637,24 @@ def _choice_number(norm: str) -> int | None:
 
 
 def _department_names(dept: Any) -> list[str]:
-    names = [dept.name.zh.lower(), dept.name.en.lower()]
+    """The clinic's names of a department plus what people call it (departments.yaml aliases)."""
+    from tools.departments import load_catalogue
+
+    names = [dept.name.zh, dept.name.en]
     zh = dept.name.zh
     if len(zh) >= 3 and zh.endswith("科"):
         names.append(zh[:-1])  # 皮肤科 -> 皮肤
-    return names
+    known = load_catalogue().departments.get(dept.id)
+    if known is not None:
+        names += [known.zh, known.en, *known.aliases]
+    return [n.lower() for n in names if n]
+
+
+def _names_in(name: str, norm: str) -> bool:
+    """Latin names must stand alone ("ent" is not in "appointment"); Chinese ones may sit anywhere."""
+    if name.isascii():
+        return re.search(rf"(?<![a-z]){re.escape(name)}(?![a-z])", norm) is not None
+    return name in norm
 
 
 def _code(exc: Exception) -> str:

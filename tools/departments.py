@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from tools.patient import Patient
 
@@ -52,6 +52,7 @@ class Department(BaseModel):
     hospital: str
     zh: str
     en: str
+    aliases: list[str] = Field(default_factory=list)  # what people call it: 心内科, skin doctor, ENT
 
     def name(self, lang: str) -> str:
         return self.zh if lang == "zh" else self.en

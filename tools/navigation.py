@@ -363,13 +363,13 @@ def _name_index(hmap: HospitalMap) -> tuple[dict[str, str | None], dict[str, re.
             continue
         present.add(dept.id)
         add(dept.id, node.id)
-        for variant in [*_name_variants(dept.zh), *_name_variants(dept.en)]:
+        for variant in [*_name_variants(dept.zh), *_name_variants(dept.en), *dept.aliases]:
             add(variant, node.id)
     # General-hospital departments this map lacks are known too, so "神经外科" is "not here" rather
     # than the 外科 (general surgery) hidden inside the name.
     for dept in catalogue.departments.values():
         if dept.hospital == "general" and dept.id not in present:
-            for variant in [*_name_variants(dept.zh), *_name_variants(dept.en)]:
+            for variant in [*_name_variants(dept.zh), *_name_variants(dept.en), *dept.aliases]:
                 add(variant, None)
     return index, latin
 
