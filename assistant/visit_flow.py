@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field
 
+from assistant.agent.desk_tools import make_desk_tools
 from assistant.agent.prompts import prompt_file
 from assistant.session import EMERGENCY_LEVELS, ConversationSession
 from tools.fact_extraction import normalize_text
@@ -117,6 +118,7 @@ class ServiceDesk:
         self.reminders = reminders
         self.clock = clock or (lambda: datetime.now(tz))
         self.start_place = start_place
+        self.tools = make_desk_tools(booking, lambda: self.clock())
 
     # ------------------------------------------------------------------ entry points
 
@@ -199,10 +201,8 @@ class ServiceDesk:
     def _free_slots(
         self, department: str, day: Any, half_day: str | None, *, limit: int = MAX_OFFER
     ) -> list[Any]:
-        found = self.booking.search_slots(  # type: ignore[union-attr]
-            self.clinic_id, department, day=day, half_day=half_day, limit=limit
-        )
-        return list(found)
+        args = {"clinic_id": self.clinic_id, "department_id": department, "day": day, "half_day": half_day}
+        return list(self.tools["find_slots"].invoke({**args, "limit": limit}))
 
     def _on_choose(self, session: ConversationSession, text: str, lang: str) -> DeskReply:
         offer = session.desk["offer"]
@@ -216,7 +216,10 @@ class ServiceDesk:
         patient_id, new_token = self._patient(session, lang)
         token = {"patient_token": new_token} if new_token else {}  # once: the turn that created it
         try:
-            appointment = self.booking.book(patient_id, slot_id, f"chat:{session.session_id}:{slot_id}")
+            key = f"chat:{session.session_id}:{slot_id}"  # a retried message books once
+            appointment = self.tools["book_slot"].invoke(
+                {"patient_id": patient_id, "slot_id": slot_id, "idempotency_key": key}
+            )
         except Exception as exc:  # taken meanwhile, vanished, in the past: say so and offer again
             failed = _say("booking_failed", lang, reason=_error_text(exc, lang))
             again = self._offer(session, offer["department_id"], None, lang)
@@ -316,7 +319,9 @@ class ServiceDesk:
         if not booked or self.booking is None:
             return DeskReply(kind="notice", text=_say("nothing_to_cancel", lang))
         try:
-            self.booking.cancel(session.desk["patient_id"], booked["appointment_id"])
+            self.tools["cancel_booking"].invoke(
+                {"patient_id": session.desk["patient_id"], "appointment_id": booked["appointment_id"]}
+            )
         except Exception as exc:
             return DeskReply(kind="error", text=_error_text(exc, lang), data={"code": _code(exc)})
         self._stop_reminders(session.desk["patient_id"], booked.get("reminder_ids") or [])
@@ -350,10 +355,8 @@ class ServiceDesk:
     # ------------------------------------------------------------------ community care
 
     def _on_mobile_clinic(self, session: ConversationSession, text: str, lang: str) -> DeskReply:
-        from tools import tiered_care
-
         try:
-            visit = tiered_care.next_mobile_visit(text, self.clock())
+            visit = self.tools["next_mobile_clinic"].invoke({"area": text[:200]})
         except Exception as exc:
             return DeskReply(kind="notice", text=_say("area_unknown", lang), data={"code": _code(exc)})
         body = _say(
@@ -363,16 +366,14 @@ class ServiceDesk:
             when=_when_text(_as_local(_field(visit, "start"), self.tz), lang),
             place=_text(_field(visit, "place"), lang),
             team=_text(_field(visit, "team"), lang),
-            offer=_text(_field(visit, "services"), lang),
+            offer=_text(_field(visit, "offers"), lang),
         )
         return DeskReply(kind="mobile_clinic", text=body.strip(), data={"visit": _jsonable(visit)})
 
     def _on_community(self, session: ConversationSession, text: str, lang: str) -> DeskReply:
-        from tools import tiered_care
-
         try:
-            area = tiered_care.resolve_area(text)
-            services = list(tiered_care.nearest_services(area))[:3]
+            found = self.tools["nearest_primary_care"].invoke({"area": text[:200]})
+            area, services = found["area"], found["services"][:3]
         except Exception as exc:
             return DeskReply(kind="notice", text=_say("area_unknown", lang), data={"code": _code(exc)})
         lines = [_say("community_head", lang, area=_text(_field(area, "name"), lang))]
@@ -460,11 +461,9 @@ class ServiceDesk:
         return steps
 
     def _route(self, target: str, lang: str, *, step_free: bool) -> dict[str, Any] | None:
-        from tools import navigation
-
+        args = {"map_id": self._map_id(), "start": self.start_place, "to": target, "step_free": step_free}
         try:
-            hmap = navigation.load_map(self._map_id())
-            plan = navigation.find_route(hmap, self.start_place, target, step_free=step_free)
+            plan = self.tools["route"].invoke(args)
         except Exception as exc:
             return {"error": {"code": _code(exc), "message": _error_text(exc, lang)}}
         minutes = max(1, round(float(_field(plan, "seconds", 60)) / 60))
