@@ -228,6 +228,10 @@ def test_overdue_list_sorted_with_reasons(client: TestClient, doctor: dict) -> N
     assert by_name["危急"]["reasons"][0]["rule_id"] == "HTN-URG-01"
     assert by_name["未随访"]["reasons"][0]["code"] == "no_visit"
     assert data["clinic_id"] == "demo-chc-east" and never in {p["patient_id"] for p in data["patients"]}
+    # the newest reading comes with each entry (the clinic page needs no request per patient)
+    assert by_name["危急"]["latest_reading"]["taken_on"] == ago(1)
+    assert "185/100" in by_name["危急"]["latest_reading"]["display"]
+    assert by_name["未随访"]["latest_reading"] is None
 
 
 def test_visit_reading_moves_the_last_visit(client: TestClient, doctor: dict) -> None:

@@ -188,7 +188,16 @@ def status_view(patient: ChronicPatient, status: FollowUpStatus, lang: Lang) -> 
         "urgent": status.urgent,
         "risk_score": status.risk_score,
         "reasons": [{"rule_id": r.rule_id, "code": r.code, "message": r.text(lang)} for r in status.reasons],
+        "latest_reading": _latest_reading(patient),
     }
+
+
+def _latest_reading(patient: ChronicPatient) -> dict[str, Any] | None:
+    """The newest reading as the clinic list shows it (so the page needs no request per patient)."""
+    if not patient.readings:
+        return None
+    latest = max(patient.readings, key=lambda r: r.taken_on)
+    return {"display": latest.describe(), "taken_on": latest.taken_on.isoformat(), "kind": latest.kind}
 
 
 class ChronicService:
