@@ -63,6 +63,17 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "not_ready": ("服务尚未就绪，请稍后再试。", "The service is not ready yet; please try again shortly."),
 }
 
+# The same REST input problems in every feature API (each feature's MESSAGES starts with these).
+REST_MESSAGES: dict[str, tuple[str, str]] = {
+    "bad_json": ("请求体不是有效的 JSON 对象。", "The request body is not a valid JSON object."),
+    "body_too_large": (
+        "请求体太大（上限 {limit} 字节）。",
+        "The request body is too large (limit {limit} bytes).",
+    ),
+    "invalid_field": ("字段 {field} 无效：{detail}", "Invalid field {field}: {detail}"),
+    "internal": ("服务器内部错误，请重试。", "Internal server error; please try again."),
+}
+
 
 def error_message(code: str, lang: Lang | None, **params: Any) -> str:
     """The message in `lang`; both languages ("zh / en") when the language is not known."""

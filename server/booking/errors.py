@@ -5,8 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from server.errors import REST_MESSAGES
+
 # code -> (zh, en); str.format fields come from the caller.
 MESSAGES: dict[str, tuple[str, str]] = {
+    **REST_MESSAGES,  # bad_json, body_too_large, invalid_field, internal
     "unknown_clinic": ("找不到这家医疗机构：{clinic_id}", "No such clinic: {clinic_id}"),
     "unknown_department": (
         "{clinic_id} 没有可预约的科室 {department_id}。",
@@ -84,16 +87,9 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "bad_date": ("日期“{text}”看不懂：{detail}", 'Cannot read the date "{text}": {detail}'),
     "date_in_past": ("{date} 已经过去了。", "{date} is in the past."),
     "bad_half_day": ("时段应为 am（上午）或 pm（下午）。", "The session must be am or pm."),
-    "invalid_field": ("字段 {field} 无效：{detail}", "Invalid field {field}: {detail}"),
-    "bad_json": ("请求体不是有效的 JSON 对象。", "The request body is not a valid JSON object."),
-    "body_too_large": (
-        "请求体太大（上限 {limit} 字节）。",
-        "The request body is too large (limit {limit} bytes).",
-    ),
     "wrong_role": ("只有医护账号可以这样做。", "Only clinician accounts may do this."),
     "auth_required": ("请先登录。", "Please sign in first."),
     "busy": ("预约系统繁忙，请稍后再试。", "The booking system is busy; please try again shortly."),
-    "internal": ("服务器内部错误，请重试。", "Internal server error; please try again."),
 }
 
 HALF_DAY_NAMES: dict[str, tuple[str, str]] = {"am": ("上午", "morning"), "pm": ("下午", "afternoon")}

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from server.chronic.store import ChronicStore
+from server.errors import REST_MESSAGES
 from server.fever.auth import new_id
 from tools.chronic import (
     ChronicPatient,
@@ -47,16 +48,11 @@ from tools.triage_models import Lang
 
 # code -> (zh, en); str.format fields from the caller.
 MESSAGES: dict[str, tuple[str, str]] = {
+    **REST_MESSAGES,  # bad_json, body_too_large, invalid_field, internal
     "wrong_role": ("只有医护账号可以这样做。", "Only clinician accounts may do this."),
     "not_your_clinic": ("这位患者不属于您的机构。", "This patient belongs to another clinic."),
     "not_your_record": ("这份慢病档案不是您的。", "This chronic-care record is not yours."),
     "patient_not_found": ("找不到这位慢病患者。", "No such chronic-care patient."),
-    "invalid_field": ("字段 {field} 无效：{detail}", "Invalid field {field}: {detail}"),
-    "bad_json": ("请求体不是有效的 JSON 对象。", "The request body is not a valid JSON object."),
-    "body_too_large": (
-        "请求体太大（上限 {limit} 字节）。",
-        "The request body is too large (limit {limit} bytes).",
-    ),
     "bad_date": (
         "日期“{value}”不对，请用 YYYY-MM-DD 格式。",
         'The date "{value}" is not valid; use YYYY-MM-DD.',
@@ -69,7 +65,6 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "请填写 text（例如“150/95”），或填写数值字段。",
         'Give either text (for example "150/95") or the value fields.',
     ),
-    "internal": ("服务器内部错误，请重试。", "Internal server error; please try again."),
 }
 
 

@@ -17,6 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from assistant.settings import Settings
+from server.errors import REST_MESSAGES
 from server.escort.store import EscortStore, StoredVisit, VersionConflict
 from server.fever.auth import new_id
 from tools.departments import load_catalogue
@@ -40,6 +41,7 @@ Notify = Callable[[str, str, dict[str, Any]], None]  # the server/notify.py sign
 Clock = Callable[[], datetime]
 # code -> (zh, en)
 MESSAGES: dict[str, tuple[str, str]] = {
+    **REST_MESSAGES,  # bad_json, body_too_large, invalid_field, internal
     "visit_not_found": ("找不到这次就诊记录：{visit_id}。", "No such visit: {visit_id}."),
     "not_your_visit": (
         "这次就诊不是您的，不能查看或更新。",
@@ -58,13 +60,6 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "这次就诊正在被另一台设备更新，请稍后再试。",
         "This visit is being updated from another device; please try again.",
     ),
-    "invalid_field": ("字段 {field} 无效：{detail}", "Invalid field {field}: {detail}"),
-    "bad_json": ("请求体不是有效的 JSON 对象。", "The request body is not a valid JSON object."),
-    "body_too_large": (
-        "请求体太大（上限 {limit} 字节）。",
-        "The request body is too large (limit {limit} bytes).",
-    ),
-    "internal": ("服务器内部错误，请重试。", "Internal server error; please try again."),
 }
 
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from server.errors import REST_MESSAGES
+
 # code -> (zh, en); str.format fields come from the caller.
 MESSAGES: dict[str, tuple[str, str]] = {
+    **REST_MESSAGES,  # bad_json, body_too_large, invalid_field, internal
     "auth_required": ("请先登录。", "Please sign in first."),
     "bad_token": (
         "登录已失效，请重新登录。",
@@ -31,12 +34,6 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "child_not_found": ("找不到这个孩子的档案。", "No such child profile."),
     "form_not_found": ("找不到这份预问诊单。", "No such pre-consultation form."),
     "callback_not_found": ("找不到这条回电请求。", "No such callback request."),
-    "bad_json": ("请求体不是有效的 JSON 对象。", "The request body is not a valid JSON object."),
-    "body_too_large": (
-        "请求体太大（上限 {limit} 字节）。",
-        "The request body is too large (limit {limit} bytes).",
-    ),
-    "invalid_field": ("字段 {field} 无效：{detail}", "Invalid field {field}: {detail}"),
     "future_time": (
         "时间 {time} 在未来，请检查手机或体温计的时钟后再记录。",
         "The time {time} is in the future; check the phone or thermometer clock and record it again.",
@@ -60,7 +57,6 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "rate_limited": ("消息太频繁，请稍等再发。", "Too many messages; please wait a moment."),
     "too_large": ("消息太大（上限 {limit} 字节）。", "The message is too large (limit {limit} bytes)."),
     "unknown_type": ("不认识的消息类型：{type}", "Unknown message type: {type}"),
-    "internal": ("服务器内部错误，请重试。", "Internal server error; please try again."),
 }
 
 

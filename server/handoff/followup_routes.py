@@ -29,6 +29,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from assistant.followup import FollowUpConversation, FollowUpError, load_plans, reminder_specs, schedule
+from server.errors import REST_MESSAGES
 from server.handoff.runtime import HandoffRuntime
 from server.patients import request_lang
 from server.reminders.runtime import ReminderApiError
@@ -43,13 +44,8 @@ MAX_BODY_BYTES = 8 * 1024
 MAX_AHEAD = timedelta(days=366)  # an operation booked next year is fine; year 9999 is a typo
 
 MESSAGES: dict[str, tuple[str, str]] = {
+    **REST_MESSAGES,  # bad_json, body_too_large, invalid_field, internal
     "auth_required": ("请先登录。", "Please sign in first."),
-    "bad_json": ("请求体不是有效的 JSON 对象。", "The request body is not a valid JSON object."),
-    "body_too_large": (
-        "请求体太大（上限 {limit} 字节）。",
-        "The request body is too large (limit {limit} bytes).",
-    ),
-    "invalid_field": ("字段 {field} 无效：{detail}", "Invalid field {field}: {detail}"),
     "bad_anchor": (
         "时间“{value}”看不懂，请用 ISO 格式，例如 2026-11-23T09:30。",
         'The time "{value}" is not valid; use ISO 8601, e.g. 2026-11-23T09:30.',
@@ -59,7 +55,6 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "The time {value} is too far ahead (at most a year); please check it.",
     ),
     "not_ready": ("服务尚未就绪，请稍后再试。", "The service is not ready yet; please try again shortly."),
-    "internal": ("服务器内部错误，请重试。", "Internal server error; please try again."),
 }
 
 

@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from assistant.followup import FollowUpConversation, FollowUpError, answer, handoff_inputs, load_plans
 from assistant.session import ConversationSession
+from server.errors import REST_MESSAGES
 from server.handoff.followup_routes import router as followup_router
 from server.handoff.runtime import HandoffRuntime
 from server.handoff.store import HandoffStore
@@ -45,6 +46,7 @@ MAX_BODY_BYTES = 16 * 1024
 _ID = re.compile(r"^[A-Za-z0-9_.:-]{1,80}$")
 
 MESSAGES: dict[str, tuple[str, str]] = {
+    **REST_MESSAGES,  # bad_json, body_too_large, invalid_field, internal
     "auth_required": ("请先登录。", "Please sign in first."),
     "bad_token": (
         "登录已失效，请重新登录。",
@@ -62,14 +64,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "A new follow-up conversation needs a plan_id.",
     ),
     "plan_mismatch": ("这次随访属于另一个随访计划。", "This conversation belongs to another follow-up plan."),
-    "bad_json": ("请求体不是有效的 JSON 对象。", "The request body is not a valid JSON object."),
-    "body_too_large": (
-        "请求体太大（上限 {limit} 字节）。",
-        "The request body is too large (limit {limit} bytes).",
-    ),
-    "invalid_field": ("字段 {field} 无效：{detail}", "Invalid field {field}: {detail}"),
     "not_ready": ("服务尚未就绪，请稍后再试。", "The service is not ready yet; please try again shortly."),
-    "internal": ("服务器内部错误，请重试。", "Internal server error; please try again."),
 }
 
 

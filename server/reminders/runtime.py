@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from assistant.settings import Settings
+from server.errors import REST_MESSAGES
 from server.notify import NotificationHub, Notify, parse_iso, utc_now
 from server.reminders.scheduler import ReminderScheduler
 from server.reminders.store import ReminderStore
@@ -28,14 +29,9 @@ from tools.reminders import ReminderError, ReminderSpec, Schedule, first_occurre
 log = logging.getLogger(__name__)
 
 MESSAGES: dict[str, tuple[str, str]] = {
+    **REST_MESSAGES,  # bad_json, body_too_large, invalid_field, internal
     "auth_required": ("请先登录（缺少令牌）。", "Please sign in first (no token)."),
     "bad_token": ("登录已失效，请重新登录。", "Your sign-in is not valid; please sign in again."),
-    "bad_json": ("请求体不是有效的 JSON 对象。", "The request body is not a valid JSON object."),
-    "body_too_large": (
-        "请求体太大（上限 {limit} 字节）。",
-        "The request body is too large (limit {limit} bytes).",
-    ),
-    "invalid_field": ("字段 {field} 无效：{detail}", "Invalid field {field}: {detail}"),
     "reminder_not_found": ("找不到这个提醒。", "No such reminder."),
     "not_your_reminder": ("这个提醒不是您的。", "This reminder is not yours."),
     "nothing_to_ack": ("这个提醒还没有需要确认的提醒。", "This reminder has nothing to acknowledge yet."),
