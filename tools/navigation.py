@@ -30,6 +30,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from tools.booking.models import LocalizedText
 from tools.departments import load_catalogue
+from tools.localized_error import LocalizedError
 
 MAPS_DIR = Path(__file__).resolve().parent / "data" / "maps"
 
@@ -75,24 +76,10 @@ ERROR_TEXT: dict[str, tuple[str, str]] = {
 }
 
 
-class NavigationError(Exception):
+class NavigationError(LocalizedError):
     """A navigation failure people can read: `code` is stable, `zh`/`en` are the messages."""
 
-    def __init__(self, code: str, zh: str, en: str) -> None:
-        super().__init__(f"{code}: {en}")
-        self.code = code
-        self.zh = zh
-        self.en = en
-
-    def message(self, lang: str) -> str:
-        return self.zh if lang == "zh" else self.en
-
-    @classmethod
-    def of(cls, code: str, **params: str) -> NavigationError:
-        zh, en = ERROR_TEXT[code]
-        zh_params = {k: v for k, v in params.items() if not k.endswith("_en")}
-        en_params = {k[:-3]: v for k, v in params.items() if k.endswith("_en")}
-        return cls(code, zh.format(**zh_params), en.format(**{**zh_params, **en_params}))
+    messages = ERROR_TEXT
 
 
 class MapDataError(ValueError):

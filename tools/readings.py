@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 
 from tools import units
 from tools.fact_extraction import normalize_text
+from tools.localized_error import LocalizedError
 from tools.triage_models import Lang
 from tools.zh_numbers import ZH_NUMERAL_RE, parse_zh_number
 
@@ -45,19 +46,8 @@ class ReadingWarning(BaseModel):
         return self.zh if lang == "zh" else self.en
 
 
-class ReadingError(ValueError):
+class ReadingError(LocalizedError, ValueError):
     """A reading that cannot be recorded. `code` is stable; zh/en say what to do."""
-
-    def __init__(self, code: str, zh: str, en: str) -> None:
-        super().__init__(f"{code}: {en}")
-        self.code, self.zh, self.en = code, zh, en
-
-    def message(self, lang: Lang | None) -> str:
-        if lang == "zh":
-            return self.zh
-        if lang == "en":
-            return self.en
-        return f"{self.zh} / {self.en}"
 
 
 class BloodPressure(BaseModel):

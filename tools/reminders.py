@@ -30,6 +30,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from dateutil.rrule import rrule, rrulestr
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from tools.localized_error import LocalizedError
+
 DEFAULT_TZ = "Asia/Shanghai"
 DEFAULT_GRACE = timedelta(minutes=1)  # a form submitted at 08:00:30 for "08:00" is not "in the past"
 MAX_PER_DAY = 24  # hourly re-measuring is the most frequent reminder anyone needs
@@ -58,15 +60,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
 }
 
 
-class ReminderError(ValueError):
-    def __init__(self, code: str, **params: Any) -> None:
-        zh, en = MESSAGES[code]
-        self.code, self.params = code, params
-        self.zh, self.en = zh.format(**params), en.format(**params)
-        super().__init__(f"{code}: {self.en}")
-
-    def message(self, lang: str | None) -> str:
-        return self.zh if lang == "zh" else self.en if lang == "en" else f"{self.zh} / {self.en}"
+class ReminderError(LocalizedError, ValueError):
+    messages = MESSAGES
 
 
 class ReminderKind(StrEnum):

@@ -23,6 +23,7 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from tools.booking.models import LocalizedText
+from tools.localized_error import LocalizedError
 from tools.triage_models import CareSetting
 
 DATA_FILE = Path(__file__).resolve().parent / "data" / "tiered_care.yaml"
@@ -49,24 +50,10 @@ ERROR_TEXT: dict[str, tuple[str, str]] = {
 }
 
 
-class TieredCareError(Exception):
+class TieredCareError(LocalizedError):
     """Bad input (an unknown village, ...) with a stable code and zh/en messages."""
 
-    def __init__(self, code: str, zh: str, en: str) -> None:
-        super().__init__(f"{code}: {en}")
-        self.code = code
-        self.zh = zh
-        self.en = en
-
-    def message(self, lang: str) -> str:
-        return self.zh if lang == "zh" else self.en
-
-    @classmethod
-    def of(cls, code: str, **params: str) -> TieredCareError:
-        zh, en = ERROR_TEXT[code]
-        zh_params = {k: v for k, v in params.items() if not k.endswith("_en")}
-        en_params = {k[:-3]: v for k, v in params.items() if k.endswith("_en")}
-        return cls(code, zh.format(**zh_params), en.format(**{**zh_params, **en_params}))
+    messages = ERROR_TEXT
 
 
 # ------------------------------------------------------------------------------------ data models

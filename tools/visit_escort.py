@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tools.booking.models import LocalizedText
 from tools.departments import load_catalogue
+from tools.localized_error import LocalizedError
 from tools.triage_models import Lang
 
 DEFAULT_STEPS_FILE = Path(__file__).resolve().parent / "data" / "visit_steps.yaml"
@@ -84,21 +85,10 @@ _ERRORS: dict[str, tuple[str, str]] = {
 }
 
 
-class EscortError(Exception):
+class EscortError(LocalizedError):
     """Bad input to the state machine: a stable code and the message in zh and en."""
 
-    def __init__(self, code: str, **params: Any) -> None:
-        zh, en = _ERRORS[code]
-        self.code, self.params = code, params
-        self.zh, self.en = zh.format(**params), en.format(**params)
-        super().__init__(f"{code}: {self.en}")
-
-    def message(self, lang: Lang | None = None) -> str:
-        if lang == "zh":
-            return self.zh
-        if lang == "en":
-            return self.en
-        return f"{self.zh} / {self.en}"
+    messages = _ERRORS
 
 
 # ------------------------------------------------------------------------------ data file
