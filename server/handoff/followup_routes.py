@@ -17,7 +17,6 @@ Accept-Language (zh by default): 401 auth_required, 422 unknown_plan / bad_ancho
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from datetime import datetime, timedelta
@@ -26,13 +25,14 @@ from typing import Any, Literal
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from assistant.followup import FollowUpConversation, FollowUpError, load_plans, reminder_specs, schedule
 from server.errors import REST_MESSAGES
 from server.handoff.runtime import HandoffRuntime
 from server.patients import request_lang
 from server.reminders.runtime import ReminderApiError
+from server.request_body import parse_json_body
 from tools.reminders import DEFAULT_GRACE, ReminderError
 from tools.triage_models import Facts, Lang
 
@@ -113,23 +113,10 @@ async def _patient(request: Request) -> str:
 
 
 async def _parse(request: Request) -> PlanRequest:
-    raw = await request.body()
-    if len(raw) > MAX_BODY_BYTES:
-        raise ScheduleError(413, "body_too_large", limit=MAX_BODY_BYTES)
-    try:
-        data = json.loads(raw) if raw.strip() else None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ScheduleError(400, "bad_json") from exc
-    if not isinstance(data, dict):
-        raise ScheduleError(400, "bad_json")
-    try:
-        return PlanRequest.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first.get("loc", ())) or "body"
-        raise ScheduleError(
-            422, "invalid_field", field=field, detail=str(first.get("msg", ""))[:120]
-        ) from exc
+    parsed: PlanRequest = await parse_json_body(
+        request, PlanRequest, limit=MAX_BODY_BYTES, error=ScheduleError
+    )
+    return parsed
 
 
 def parse_anchor(text: str | None, now: datetime) -> datetime:

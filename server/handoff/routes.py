@@ -16,7 +16,6 @@ Errors: {"error": {"code", "message"}} in ?lang= / Accept-Language (zh by defaul
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from datetime import datetime
@@ -33,6 +32,7 @@ from server.errors import REST_MESSAGES
 from server.handoff.followup_routes import router as followup_router
 from server.handoff.runtime import HandoffRuntime
 from server.handoff.store import HandoffStore
+from server.request_body import parse_json_body
 from server.store import SessionStore
 from tools.handoff import SBAR, build_sbar, readings_from_facts, sbar_to_fhir
 from tools.triage_models import Facts, Lang
@@ -290,21 +290,10 @@ class FollowUpAnswerIn(BaseModel):
 
 
 async def _parse(request: Request) -> FollowUpAnswerIn:
-    raw = await request.body()
-    if len(raw) > MAX_BODY_BYTES:
-        raise HandoffError(413, "body_too_large", limit=MAX_BODY_BYTES)
-    try:
-        data = json.loads(raw) if raw.strip() else None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise HandoffError(400, "bad_json") from exc
-    if not isinstance(data, dict):
-        raise HandoffError(400, "bad_json")
-    try:
-        return FollowUpAnswerIn.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first.get("loc", ())) or "body"
-        raise HandoffError(422, "invalid_field", field=field, detail=first.get("msg", "")) from exc
+    parsed: FollowUpAnswerIn = await parse_json_body(
+        request, FollowUpAnswerIn, limit=MAX_BODY_BYTES, error=HandoffError
+    )
+    return parsed
 
 
 def _answer(store: HandoffStore, patient_id: str, body: FollowUpAnswerIn, lang: Lang) -> dict[str, Any]:
