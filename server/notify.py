@@ -12,8 +12,8 @@ publish() is synchronous and thread-safe (request handlers, threads, the reminde
 writes the outbox row first, then pushes to this process's open sockets of that patient; a patient
 who is away gets it when they connect again (to this or any process sharing the database).
 
-Protocol of /ws/patient (notify.v1)
------------------------------------
+Protocol of /ws/patient (notify.v1; AsyncAPI document: server/asyncapi_patient.yaml)
+-----------------------------------------------------------------------------------
 server -> client
   {"type": "ready", "protocol": "notify.v1", "patient_id"}                 first frame
   {"type": "notification", "id", "seq", "kind", "payload", "created_at", "redelivered"}

@@ -20,7 +20,9 @@ from typing import Any
 
 import httpx
 import icalendar
+import jsonschema
 import pytest
+import yaml
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from starlette.testclient import WebSocketTestSession
@@ -474,3 +476,47 @@ def test_real_server_killed_between_scheduling_and_due_time(tmp_path: Path) -> N
     finally:
         third.terminate()
         third.wait(timeout=10)
+
+
+# ------------------------------------------------------------------------------ AsyncAPI
+
+PATIENT_ASYNCAPI = yaml.safe_load(
+    (Path(__file__).resolve().parents[1] / "server" / "asyncapi_patient.yaml").read_text(encoding="utf-8")
+)
+_FRAME_SCHEMAS = {
+    "ready": "Ready",
+    "notification": "Notification",
+    "acked": "Acked",
+    "ping": "Ping",
+    "pong": "Pong",
+    "error": "Error",
+}
+
+
+def _valid(frame: dict[str, Any]) -> dict[str, Any]:
+    schema = {"$ref": f"#/components/schemas/{_FRAME_SCHEMAS[frame['type']]}"}
+    jsonschema.validate(frame, {**schema, "components": PATIENT_ASYNCAPI["components"]})
+    return frame
+
+
+def test_every_frame_matches_the_asyncapi_document(world: World) -> None:
+    token, headers = world.patient()
+    with connect(world, "not-a-token") as ws:
+        assert _valid(ws.receive_json())["code"] == "bad_token"
+    with connect(world, token) as ws:
+        assert _valid(ws.receive_json())["type"] == "ready"
+        world.remind(headers, minutes=1)
+        world.clock.advance(minutes=1)
+        while (frame := _valid(ws.receive_json()))["type"] != "notification":
+            pass
+        ws.send_json({"type": "ack", "id": frame["id"]})
+        while (reply := _valid(ws.receive_json()))["type"] != "acked":
+            pass
+        assert reply["count"] == 1
+        ws.send_text('{"type": "dance"}')
+        while (reply := _valid(ws.receive_json()))["type"] != "error":
+            pass
+        ws.send_json({"type": "ping"})
+        while (reply := _valid(ws.receive_json()))["type"] != "pong":
+            pass
+    assert set(PATIENT_ASYNCAPI["channels"]["patient"]["messages"]) >= set(_FRAME_SCHEMAS)
