@@ -248,3 +248,34 @@ def test_buried_red_flag_in_a_scheduled_conversation_reaches_the_clinic(ctx: Ctx
     # The clinician's SBAR of the scheduled conversation names the plan.
     sbar = ctx.client.get(f"/api/handoff/sessions/{conversation_id}?lang=zh", headers=ctx.clinician)
     assert sbar.status_code == 200 and "术后随访" in sbar.text
+
+
+def test_a_check_in_reading_reaches_the_linked_chronic_record(ctx: Ctx) -> None:
+    """Home blood pressure from a hypertension check-in lands in the clinic's chronic registry (the
+    record linked to this patient), so the overdue / worsening list sees it."""
+    registered = ctx.client.post(
+        "/api/chronic/patients",
+        json={
+            "name": "张阿姨",
+            "conditions": ["hypertension"],
+            "last_visit": (date.today() - timedelta(days=30)).isoformat(),
+            "linked_patient_id": ctx.patient_id,
+        },
+        headers=ctx.clinician,
+    )
+    assert registered.status_code == 201, registered.text
+    record_id = registered.json()["patient_id"]
+    scheduled = _schedule(ctx, plan_id="hypertension_checkin")
+    assert scheduled.status_code == 201, scheduled.text
+    conversation_id = scheduled.json()["conversation_id"]
+    answer = {"conversation_id": conversation_id, "question_id": "htn.bp", "text": "今天早上量的是12/8"}
+    answered = ctx.client.post("/api/followup/answer", json=answer, headers=ctx.patient)
+    assert answered.status_code == 200, answered.text
+    assert answered.json()["chronic_records"] == [record_id]
+    record = ctx.client.get(f"/api/chronic/patients/{record_id}", headers=ctx.clinician).json()
+    readings = [(r["systolic"], r["diastolic"]) for r in record["readings"]]
+    assert (90, 60) in readings  # 12/8 kPa converted once, by the follow-up parser
+    # an incomplete value is asked again and writes nothing
+    again = {**answer, "text": "180/"}
+    retried = ctx.client.post("/api/followup/answer", json=again, headers=ctx.patient)
+    assert retried.json()["outcome"]["status"] == "retry" and retried.json()["chronic_records"] == []

@@ -353,6 +353,32 @@ def _answer(store: HandoffStore, patient_id: str, body: FollowUpAnswerIn, lang: 
     }
 
 
+def record_in_chronic_registry(state: Any, patient_id: str, outcome: dict[str, Any], lang: Lang) -> list[str]:
+    """A check-in value (blood pressure, glucose) also goes into the clinic's chronic-care registry
+    for every record linked to this patient, so the overdue / worsening list sees home readings.
+    Returns the chronic record ids written; nothing when the reading was not recorded."""
+    reading = outcome.get("reading") if outcome.get("status") == "recorded" else None
+    chronic = getattr(state, "chronic", None)
+    if not reading or chronic is None:
+        return []
+    from server.chronic.service import ReadingIn
+
+    if reading["kind"] == "bp":
+        values = {"systolic": reading["systolic"], "diastolic": reading["diastolic"], "unit": "mmHg"}
+    else:
+        values = {"value": reading["mmol_l"], "unit": "mmol/L", "context": reading.get("context")}
+    written = []
+    for record_id in chronic.store.patients_linked_to(patient_id):
+        try:
+            chronic.service.add_reading(
+                record_id, ReadingIn(kind=reading["kind"], **values), f"followup:{patient_id}", lang
+            )
+            written.append(record_id)
+        except Exception:  # the follow-up answer stands; the registry write is a best effort
+            log.exception("recording a check-in reading for chronic record %s failed", record_id)
+    return written
+
+
 @router.post("/api/followup/answer")
 async def followup_answer(request: Request) -> JSONResponse:
     """A patient's answer to a follow-up question. Always read by the triage engine first: a red
@@ -366,6 +392,9 @@ async def followup_answer(request: Request) -> JSONResponse:
         runtime = _runtime(request)
         async with runtime.answer_lock:
             data = await run_in_threadpool(_answer, _store(request), patient_id, body, lang)
+        data["chronic_records"] = await run_in_threadpool(
+            record_in_chronic_registry, request.app.state, patient_id, data["outcome"], lang
+        )
     except HandoffError as exc:
         return JSONResponse(exc.body(lang), status_code=exc.status)
     except FollowUpError as exc:
