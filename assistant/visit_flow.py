@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any, Literal
 from urllib.parse import urlencode
@@ -39,6 +39,7 @@ _HALF_DAY = {"am": {"zh": "上午", "en": "morning"}, "pm": {"zh": "下午", "en
 ENTRANCE = "entrance_main"
 EMERGENCY_ROOM = "emergency_room"
 MAX_OFFER = 4
+OFFER_SEARCH_DAYS = 14  # how far past a full session the desk looks for the nearest free one
 
 
 class DeskReply(BaseModel):
@@ -170,8 +171,7 @@ class ServiceDesk:
             slots = self._free_slots(department, day, half_day, limit=40)
             alternatives = not slots and (day is not None or half_day is not None)
             if alternatives:  # the asked-for session is full or closed: the nearest ones after it
-                later = self._free_slots(department, None, None, limit=40)
-                slots = [s for s in later if _on_or_after(s, day)]
+                slots = self._nearest_after(department, day, half_day)
         except Exception as exc:
             return DeskReply(kind="error", text=_error_text(exc, lang), data={"code": _code(exc)})
         slots = _spread(slots)[:MAX_OFFER]
@@ -197,6 +197,24 @@ class ServiceDesk:
             text="\n".join(lines),
             data={"department_id": department, "options": options, "alternatives": alternatives},
         )
+
+    def _nearest_after(self, department: str, day: Any, half_day: str | None) -> list[Any]:
+        """Free slots from the asked day on (the afternoon of that day after a full morning, then
+        the following days), within the booking window."""
+        if day is None:
+            return self._free_slots(department, None, None, limit=40)
+        if half_day == "am":
+            same_day = self._free_slots(department, day, "pm", limit=40)
+            if same_day:
+                return same_day
+        for ahead in range(1, OFFER_SEARCH_DAYS + 1):
+            try:
+                found = self._free_slots(department, day + timedelta(days=ahead), None, limit=40)
+            except Exception:  # past the booking window: nothing later to offer
+                return []
+            if found:
+                return found
+        return []
 
     def _free_slots(
         self, department: str, day: Any, half_day: str | None, *, limit: int = MAX_OFFER
@@ -614,14 +632,6 @@ def _spread(slots: list[Any]) -> list[Any]:
         (rest if key in seen else firsts).append(slot)
         seen.add(key)
     return firsts + rest
-
-
-def _on_or_after(slot: Any, day: Any) -> bool:
-    if day is None:
-        return True
-    start = _field(slot, "start")
-    start_day = datetime.fromisoformat(start).date() if isinstance(start, str) else start.date()
-    return bool(start_day >= day)
 
 
 def _choice_number(norm: str) -> int | None:

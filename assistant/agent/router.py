@@ -86,9 +86,14 @@ def _symptom_concepts(norm: str) -> set[str]:
     return set(_engine().matcher.match(norm).present()) - _NOT_SYMPTOMS
 
 
+# Asking for a kind of care is not a symptom for the service desk ("帮我挂个中医的号").
+_CARE_REQUESTS = {"tcm_request"}
+
+
 def names_symptoms(text: str) -> bool:
-    """The message names at least one symptom (not just a modifier like "severe")."""
-    return bool(_symptom_concepts(normalize_text(text)))
+    """The message names at least one symptom (not just a modifier like "severe" or a wish for a
+    kind of care)."""
+    return bool(_symptom_concepts(normalize_text(text)) - _CARE_REQUESTS)
 
 
 def _unit(m: np.ndarray) -> np.ndarray:
