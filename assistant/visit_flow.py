@@ -127,6 +127,8 @@ class ServiceDesk:
         norm = normalize_text(text).lower()
         if session.desk.get("offer") and _choice_number(norm):  # a later triage turn clears the offer
             return "choose"
+        if re.search(_desk_file()["asks_advice"], norm):
+            return None  # "when should I book my first check?" is a question for triage
         for name, pattern in _intent_patterns():
             if pattern.search(norm):
                 return name
