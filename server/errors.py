@@ -5,8 +5,9 @@ Clients branch on `code`, people read `message`. Codes never change meaning; new
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Self
 
+from tools.localized_error import LocalizedError
 from tools.triage_models import Lang
 
 # code -> (zh, en); messages may use str.format fields given by the caller.
@@ -89,6 +90,31 @@ def error_message(code: str, lang: Lang | None, **params: Any) -> str:
 def error_body(code: str, lang: Lang | None = None, **params: Any) -> dict[str, Any]:
     """REST error shape: {"error": {"code", "message"}}."""
     return {"error": {"code": code, "message": error_message(code, lang, **params)}}
+
+
+class FeatureApiError(LocalizedError):
+    """A feature API's REST error: HTTP status, stable code and the zh/en message — from the
+    subclass's `messages` table (an unknown code reads as "internal"), or given explicitly to carry a
+    domain error's own text (`from_domain`)."""
+
+    messages = REST_MESSAGES
+
+    def __init__(
+        self, status: int, code: str, *, zh: str | None = None, en: str | None = None, **params: Any
+    ) -> None:
+        if zh is None or en is None:
+            template_zh, template_en = self.messages.get(code, self.messages["internal"])
+            zh, en = template_zh.format(**params), template_en.format(**params)
+        super().__init__(code, zh, en, **params)
+        self.status = status
+
+    @classmethod
+    def from_domain(cls, exc: LocalizedError, status: int = 422) -> Self:
+        """A domain error (bad reading, impossible recurrence, ...) as this API's error."""
+        return cls(status, exc.code, zh=exc.zh, en=exc.en)
+
+    def body(self, lang: Lang | None = None) -> dict[str, Any]:
+        return {"error": {"code": self.code, "message": self.message(lang)}}
 
 
 class ApiError(Exception):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from server.errors import REST_MESSAGES
+from server.errors import REST_MESSAGES, FeatureApiError
 
 # code -> (zh, en); str.format fields come from the caller.
 MESSAGES: dict[str, tuple[str, str]] = {
@@ -95,9 +95,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
 HALF_DAY_NAMES: dict[str, tuple[str, str]] = {"am": ("上午", "morning"), "pm": ("下午", "afternoon")}
 
 
-class BookingError(Exception):
+class BookingError(FeatureApiError):
     """An API error: HTTP status, stable code, zh/en message; `extra` goes into the error object
     (e.g. the waiting-list position, or an alternative slot)."""
+
+    messages = MESSAGES
 
     def __init__(
         self,
@@ -112,19 +114,8 @@ class BookingError(Exception):
         if "half_day" in params and params["half_day"] in HALF_DAY_NAMES:
             params.setdefault("half_day_zh", HALF_DAY_NAMES[params["half_day"]][0])
             params.setdefault("half_day_en", HALF_DAY_NAMES[params["half_day"]][1])
-        if zh is None or en is None:
-            template_zh, template_en = MESSAGES.get(code, MESSAGES["internal"])
-            zh, en = template_zh.format(**params), template_en.format(**params)
-        super().__init__(f"{code}: {en}")
-        self.status, self.code, self.zh, self.en = status, code, zh, en
+        super().__init__(status, code, zh=zh, en=en, **params)
         self.extra = extra or {}
-
-    def message(self, lang: str | None = None) -> str:
-        if lang == "zh":
-            return self.zh
-        if lang == "en":
-            return self.en
-        return f"{self.zh} / {self.en}"
 
     def body(self, lang: str | None = None) -> dict[str, Any]:
         return {"error": {"code": self.code, "message": self.message(lang), **self.extra}}

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from server.chronic.store import ChronicStore
-from server.errors import REST_MESSAGES
+from server.errors import REST_MESSAGES, FeatureApiError
 from server.fever.auth import new_id
 from tools.chronic import (
     ChronicPatient,
@@ -68,23 +68,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
 }
 
 
-class ChronicError(Exception):
-    def __init__(
-        self, status: int, code: str, *, zh: str | None = None, en: str | None = None, **params: Any
-    ):
-        if zh is None or en is None:
-            template_zh, template_en = MESSAGES.get(code, MESSAGES["internal"])
-            zh, en = template_zh.format(**params), template_en.format(**params)
-        super().__init__(f"{code}: {en}")
-        self.status, self.code, self.zh, self.en = status, code, zh, en
-
-    @classmethod
-    def from_reading(cls, exc: ReadingError) -> ChronicError:
-        return cls(422, exc.code, zh=exc.zh, en=exc.en)
-
-    def body(self, lang: Lang | None) -> dict[str, Any]:
-        message = self.zh if lang == "zh" else self.en if lang == "en" else f"{self.zh} / {self.en}"
-        return {"error": {"code": self.code, "message": message}}
+class ChronicError(FeatureApiError):
+    messages = MESSAGES
 
 
 class _Body(BaseModel):
@@ -253,7 +238,7 @@ class ChronicService:
         try:
             parsed = parse_reading(body)
         except ReadingError as exc:
-            raise ChronicError.from_reading(exc) from exc
+            raise ChronicError.from_domain(exc) from exc
         reading = _reading(parsed, taken_on)
         condition: Condition = "hypertension" if reading.kind == "bp" else "diabetes"
         klass = classify_reading(condition, reading)

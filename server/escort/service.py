@@ -17,7 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from assistant.settings import Settings
-from server.errors import REST_MESSAGES
+from server.errors import REST_MESSAGES, FeatureApiError
 from server.escort.store import EscortStore, StoredVisit, VersionConflict
 from server.fever.auth import new_id
 from tools.departments import load_catalogue
@@ -63,25 +63,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
 }
 
 
-class EscortApiError(Exception):
-    """HTTP status, stable code and zh/en messages (explicit zh/en carry a domain EscortError)."""
+class EscortApiError(FeatureApiError):
+    """HTTP status, stable code and zh/en messages (from_domain carries a domain EscortError)."""
 
-    def __init__(
-        self, status: int, code: str, *, zh: str | None = None, en: str | None = None, **params: Any
-    ) -> None:
-        if zh is None or en is None:
-            template_zh, template_en = MESSAGES.get(code, MESSAGES["internal"])
-            zh, en = template_zh.format(**params), template_en.format(**params)
-        super().__init__(f"{code}: {en}")
-        self.status, self.code, self.zh, self.en, self.params = status, code, zh, en, params
-
-    @classmethod
-    def from_domain(cls, exc: EscortError) -> EscortApiError:
-        return cls(422, exc.code, zh=exc.zh, en=exc.en)
-
-    def body(self, lang: Lang | None = "zh") -> dict[str, Any]:
-        message = self.zh if lang == "zh" else self.en if lang == "en" else f"{self.zh} / {self.en}"
-        return {"error": {"code": self.code, "message": message}}
+    messages = MESSAGES
 
 
 def utc_now() -> datetime:

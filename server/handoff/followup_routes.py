@@ -28,7 +28,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from assistant.followup import FollowUpConversation, FollowUpError, load_plans, reminder_specs, schedule
-from server.errors import REST_MESSAGES
+from server.errors import REST_MESSAGES, FeatureApiError
 from server.handoff.runtime import HandoffRuntime
 from server.patients import request_lang
 from server.reminders.runtime import ReminderApiError
@@ -58,18 +58,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
 }
 
 
-class ScheduleError(Exception):
-    def __init__(
-        self, status: int, code: str, *, zh: str | None = None, en: str | None = None, **params: Any
-    ) -> None:
-        if zh is None or en is None:
-            template_zh, template_en = MESSAGES.get(code, MESSAGES["internal"])
-            zh, en = template_zh.format(**params), template_en.format(**params)
-        super().__init__(f"{code}: {en}")
-        self.status, self.code, self.zh, self.en = status, code, zh, en
-
-    def body(self, lang: Lang) -> dict[str, Any]:
-        return {"error": {"code": self.code, "message": self.zh if lang == "zh" else self.en}}
+class ScheduleError(FeatureApiError):
+    messages = MESSAGES
 
 
 class PlanRequest(BaseModel):

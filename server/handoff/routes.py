@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from assistant.followup import FollowUpConversation, FollowUpError, answer, handoff_inputs, load_plans
 from assistant.session import ConversationSession
-from server.errors import REST_MESSAGES
+from server.errors import REST_MESSAGES, FeatureApiError
 from server.handoff.followup_routes import router as followup_router
 from server.handoff.runtime import HandoffRuntime
 from server.handoff.store import HandoffStore
@@ -68,17 +68,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
 }
 
 
-class HandoffError(Exception):
-    def __init__(self, status: int, code: str, message: str | None = None, **params: Any) -> None:
-        super().__init__(code)
-        self.status, self.code, self.message, self.params = status, code, message, params
-
-    def body(self, lang: Lang) -> dict[str, Any]:
-        message = self.message
-        if message is None:
-            zh, en = MESSAGES.get(self.code, MESSAGES["internal"])
-            message = (zh if lang == "zh" else en).format(**self.params)
-        return {"error": {"code": self.code, "message": message}}
+class HandoffError(FeatureApiError):
+    messages = MESSAGES
 
 
 def request_lang(request: Request) -> Lang:

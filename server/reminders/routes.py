@@ -96,7 +96,7 @@ async def _handle(
     except ReminderApiError as exc:
         return JSONResponse(exc.body(lang), status_code=exc.status)
     except ReminderError as exc:
-        return JSONResponse(ReminderApiError.from_tool(exc).body(lang), status_code=422)
+        return JSONResponse(ReminderApiError.from_domain(exc).body(lang), status_code=422)
     except Exception:
         log.exception("reminder request %s failed", request.url.path)
         return JSONResponse(

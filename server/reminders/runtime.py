@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from assistant.settings import Settings
-from server.errors import REST_MESSAGES
+from server.errors import REST_MESSAGES, FeatureApiError
 from server.notify import NotificationHub, Notify, parse_iso, utc_now
 from server.reminders.scheduler import ReminderScheduler
 from server.reminders.store import ReminderStore
@@ -44,23 +44,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
 }
 
 
-class ReminderApiError(Exception):
-    def __init__(
-        self, status: int, code: str, *, zh: str | None = None, en: str | None = None, **params: Any
-    ):
-        if zh is None or en is None:
-            template_zh, template_en = MESSAGES[code]
-            zh, en = template_zh.format(**params), template_en.format(**params)
-        super().__init__(f"{code}: {en}")
-        self.status, self.code, self.zh, self.en = status, code, zh, en
-
-    @classmethod
-    def from_tool(cls, exc: ReminderError) -> ReminderApiError:
-        return cls(422, exc.code, zh=exc.zh, en=exc.en)
-
-    def body(self, lang: str | None) -> dict[str, Any]:
-        message = self.zh if lang == "zh" else self.en if lang == "en" else f"{self.zh} / {self.en}"
-        return {"error": {"code": self.code, "message": message}}
+class ReminderApiError(FeatureApiError):
+    messages = MESSAGES
 
 
 class ReminderService:
@@ -75,7 +60,7 @@ class ReminderService:
             schedule = validate(spec, now)
             first_due = first_occurrence(schedule)
         except ReminderError as exc:
-            raise ReminderApiError.from_tool(exc) from exc
+            raise ReminderApiError.from_domain(exc) from exc
         view = self.store.get(self.store.create(spec, schedule, first_due, now))
         assert view is not None
         return view
@@ -90,7 +75,7 @@ class ReminderService:
                 for schedule in [validate(spec, now)]
             ]
         except ReminderError as exc:
-            raise ReminderApiError.from_tool(exc) from exc
+            raise ReminderApiError.from_domain(exc) from exc
         views = [self.store.get(reminder_id) for reminder_id in self.store.create_many(checked, now)]
         return [view for view in views if view is not None]
 
