@@ -61,6 +61,7 @@ from fastapi import APIRouter, Request, WebSocket
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
+from server.errors import bearer_token, request_lang
 from server.rate_limit import TokenBucket
 from server.sqlite_base import SqliteStore
 
@@ -94,15 +95,6 @@ def message_for(code: str, lang: str | None, **params: Any) -> str:
     zh, en = MESSAGES[code]
     zh, en = zh.format(**params), en.format(**params)
     return zh if lang == "zh" else en if lang == "en" else f"{zh} / {en}"
-
-
-def request_lang(request: Request | WebSocket) -> str:
-    """?lang=zh|en, else Accept-Language, else zh."""
-    lang = request.query_params.get("lang")
-    if lang in ("zh", "en"):
-        return lang
-    accept = request.headers.get("accept-language", "").lower()
-    return "en" if accept.startswith("en") else "zh"
 
 
 def origin_allowed(headers: Any) -> bool:
@@ -485,11 +477,6 @@ def authenticate_patient(app_state: Any, token: str | None) -> str | None:
     return result if isinstance(result, str) and result else None
 
 
-def bearer(request: Request) -> str | None:
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    return token.strip() or None if scheme.lower() == "bearer" else None
-
-
 def error_response(status: int, code: str, lang: str, **params: Any) -> JSONResponse:
     return JSONResponse(
         {"error": {"code": code, "message": message_for(code, lang, **params)}}, status_code=status
@@ -505,7 +492,7 @@ router = APIRouter(tags=["notifications"])
 async def list_pending(request: Request) -> JSONResponse:
     """The patient's undelivered notifications, oldest first (for clients without a socket)."""
     lang = request_lang(request)
-    token = bearer(request)
+    token = bearer_token(request)
     patient_id = await run_in_threadpool(authenticate_patient, request.app.state, token)
     if patient_id is None:
         return error_response(401, "bad_token" if token else "auth_required", lang)
@@ -517,7 +504,7 @@ async def list_pending(request: Request) -> JSONResponse:
 async def ack_notifications(request: Request) -> JSONResponse:
     """{"ids": [...]} -> {"count"} newly marked delivered (ids of other patients are ignored)."""
     lang = request_lang(request)
-    token = bearer(request)
+    token = bearer_token(request)
     patient_id = await run_in_threadpool(authenticate_patient, request.app.state, token)
     if patient_id is None:
         return error_response(401, "bad_token" if token else "auth_required", lang)

@@ -22,7 +22,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
-from server.errors import ApiError, error_body
+from server.errors import ApiError, bearer_token, error_body, request_lang
 from server.fever.auth import new_id, new_token, token_digest
 from server.sqlite_base import SqliteStore
 
@@ -101,17 +101,6 @@ class PatientDirectory:
 
     def close(self) -> None:
         self._db.close()
-
-
-def request_lang(request: Request) -> Literal["zh", "en"]:
-    """?lang= wins, then Accept-Language; Chinese by default."""
-    lang = request.query_params.get("lang") or request.headers.get("accept-language", "zh")
-    return "en" if lang.lower().startswith("en") else "zh"
-
-
-def bearer_token(request: Request) -> str | None:
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    return token.strip() or None if scheme.lower() == "bearer" else None
 
 
 async def require_patient(request: Request) -> str:

@@ -24,8 +24,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from server.chronic.service import ChronicError, ChronicService, PatientIn, ReadingIn
+from server.errors import bearer_token, request_lang
 from server.fever.errors import FeverError
-from server.patients import bearer_token, request_lang
 from server.request_body import parse_json_body
 
 log = logging.getLogger(__name__)

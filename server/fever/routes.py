@@ -14,6 +14,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from server.errors import bearer_token
 from server.fever.errors import FeverError
 from server.fever.models import (
     AccountIn,
@@ -63,13 +64,6 @@ def _fever(request: Request) -> FeverRuntime:
     return request.app.state.fever  # type: ignore[no-any-return]
 
 
-def _bearer(request: Request) -> str | None:
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer":
-        return None
-    return token.strip() or None
-
-
 async def _parse(request: Request, model: type[BaseModel], limit: int) -> BaseModel:
     parsed: BaseModel = await parse_json_body(
         request, model, limit=limit, error=FeverError, on_invalid=fields_error
@@ -82,7 +76,7 @@ async def _respond(
 ) -> JSONResponse:
     fever = _fever(request)
     try:
-        account = await run_in_threadpool(fever.service.authenticate, _bearer(request)) if auth else None
+        account = await run_in_threadpool(fever.service.authenticate, bearer_token(request)) if auth else None
         lang = request.query_params.get("lang")
         if account is not None and lang in ("zh", "en"):
             account = replace(account, lang=lang)  # the page's language for grades and warnings
@@ -121,7 +115,7 @@ async def login(request: Request) -> JSONResponse:
 
 @router.post("/logout", responses=_ERRORS)  # type: ignore[arg-type]
 async def logout(request: Request) -> JSONResponse:
-    token = _bearer(request) or ""
+    token = bearer_token(request) or ""
     return await _respond(request, lambda s, a, b: s.logout(token))
 
 

@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from assistant.followup import FollowUpConversation, FollowUpError, answer, handoff_inputs, load_plans
 from assistant.session import ConversationSession
-from server.errors import REST_MESSAGES, FeatureApiError
+from server.errors import REST_MESSAGES, FeatureApiError, bearer_token, request_lang
 from server.handoff.followup_routes import router as followup_router
 from server.handoff.runtime import HandoffRuntime
 from server.handoff.store import HandoffStore
@@ -72,17 +72,6 @@ class HandoffError(FeatureApiError):
     messages = MESSAGES
 
 
-def request_lang(request: Request) -> Lang:
-    """?lang= wins, then Accept-Language; Chinese by default."""
-    lang = request.query_params.get("lang") or request.headers.get("accept-language", "zh")
-    return "en" if lang.lower().startswith("en") else "zh"
-
-
-def _bearer(request: Request) -> str | None:
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    return (token.strip() or None) if scheme.lower() == "bearer" else None
-
-
 def _runtime(request: Request) -> HandoffRuntime:
     runtime: HandoffRuntime | None = getattr(request.app.state, "handoff", None)
     if runtime is None or runtime.store is None:
@@ -108,7 +97,7 @@ async def _clinician(request: Request) -> Any:
     fever = getattr(request.app.state, "fever", None)
     if fever is None:
         raise HandoffError(503, "not_ready")
-    token = _bearer(request)
+    token = bearer_token(request)
     if not token:
         raise HandoffError(401, "auth_required")
     try:

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
+from server.errors import request_lang
 from server.kiosk.errors import KioskError
 from server.kiosk.qr import VisitPlanCode, parse_plan, plan_qr_svg
 from server.kiosk.runtime import KioskRuntime
@@ -68,11 +69,6 @@ _QR_BODY = {
 }
 
 
-def _lang(request: Request) -> Literal["zh", "en"]:
-    lang = request.query_params.get("lang") or request.headers.get("accept-language", "zh")
-    return "en" if lang.lower().startswith("en") else "zh"
-
-
 def _runtime(request: Request) -> KioskRuntime:
     return request.app.state.kiosk  # type: ignore[no-any-return]
 
@@ -127,7 +123,7 @@ async def kiosk_config(request: Request) -> JSONResponse:
 async def speech_to_text(request: Request) -> JSONResponse:
     """Raw audio body (wav, webm/opus, ogg; up to 2 MB, 60 s) -> {text, language, seconds}.
     ?lang=zh|en is the visitor's language. 422 bad_audio / no_speech / stt_language; 503 stt_unavailable."""
-    lang = _lang(request)
+    lang = request_lang(request)
     try:
         audio = await _read_body(request, MAX_AUDIO_BYTES)
         transcript = await run_in_threadpool(_runtime(request).stt.transcribe, audio, lang)
@@ -139,7 +135,7 @@ async def speech_to_text(request: Request) -> JSONResponse:
 @router.post("/tts", responses={200: {"content": {"audio/wav": {}}}}, openapi_extra=_TTS_BODY)
 async def text_to_speech(request: Request) -> Response:
     """{text, lang} -> audio/wav spoken by espeak-ng. 422 empty_text / text_too_long; 503 tts_unavailable."""
-    lang = _lang(request)
+    lang = request_lang(request)
     try:
         body = await _read_json(request)
         text, speak_lang = body.get("text"), body.get("lang") or lang
@@ -157,7 +153,7 @@ async def text_to_speech(request: Request) -> Response:
 async def visit_plan_qr(request: Request) -> Response:
     """{plan: {clinic_id, department_id?, slot_start?, room_id?, appointment_id?, visit_id?, steps: [ids]}}
     -> image/svg+xml; the encoded line is also in the X-Plan-Text header."""
-    lang = _lang(request)
+    lang = request_lang(request)
     try:
         body = await _read_json(request)
         plan = parse_plan(body.get("plan", body))

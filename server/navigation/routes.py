@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
+from server.errors import request_lang
 from server.navigation import NavigationRuntime
 from tools.floorplan_svg import floorplan_svg
 from tools.navigation import (
@@ -57,14 +58,6 @@ class _BadRequest(Exception):
         self.detail = detail
 
 
-def _lang(request: Request) -> str:
-    """?lang=zh|en, else Accept-Language, else zh."""
-    lang = request.query_params.get("lang", "")
-    if lang in ("zh", "en"):
-        return lang
-    return "en" if request.headers.get("accept-language", "").lower().startswith("en") else "zh"
-
-
 def _runtime(request: Request) -> NavigationRuntime:
     runtime = getattr(request.app.state, "navigation", None)
     return runtime if isinstance(runtime, NavigationRuntime) else NavigationRuntime()
@@ -75,7 +68,7 @@ def _error(code: str, message: str) -> JSONResponse:
 
 
 def _handled(request: Request, action: Any) -> Any:
-    lang = _lang(request)
+    lang = request_lang(request)
     try:
         return action(lang)
     except NavigationError as exc:

@@ -27,7 +27,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field, ValidationError
 
-from server.notify import authenticate_patient, bearer, request_lang
+from server.errors import bearer_token, request_lang
+from server.notify import authenticate_patient
 from server.reminders.runtime import ReminderApiError, ReminderRuntime, ReminderService
 from server.request_body import parse_json_body
 from tools.reminders import ReminderError, ReminderKind, ReminderSpec, medication_plan, zone
@@ -86,7 +87,7 @@ async def _handle(
 ) -> Response:
     lang = request_lang(request)
     try:
-        token = bearer(request)
+        token = bearer_token(request)
         patient_id = await run_in_threadpool(authenticate_patient, request.app.state, token)
         if patient_id is None:
             raise ReminderApiError(401, "bad_token" if token else "auth_required")

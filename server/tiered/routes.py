@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from server.errors import request_lang
 from server.tiered import TieredRuntime
 from tools.tiered_care import (
     Area,
@@ -50,13 +51,6 @@ MESSAGES = {
 }
 
 
-def _lang(request: Request) -> str:
-    lang = request.query_params.get("lang", "")
-    if lang in ("zh", "en"):
-        return lang
-    return "en" if request.headers.get("accept-language", "").lower().startswith("en") else "zh"
-
-
 def _runtime(request: Request) -> TieredRuntime:
     runtime = getattr(request.app.state, "tiered", None)
     return runtime if isinstance(runtime, TieredRuntime) else TieredRuntime()
@@ -82,7 +76,7 @@ def _bad(detail: str) -> TieredCareError:
 
 
 def _handled(request: Request, action: Any) -> Any:
-    lang = _lang(request)
+    lang = request_lang(request)
     try:
         return action(lang, load_tiered_care(_runtime(request).data_path))
     except TieredCareError as exc:
