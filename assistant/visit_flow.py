@@ -26,7 +26,12 @@ from pydantic import BaseModel, Field
 from assistant.agent.desk_tools import make_desk_tools
 from assistant.agent.prompts import prompt_file
 from assistant.session import EMERGENCY_LEVELS, ConversationSession
+from tools import navigation
+from tools.booking.catalogue import load_directory
+from tools.booking.dates import find_when
+from tools.departments import load_catalogue
 from tools.fact_extraction import normalize_text
+from tools.reminders import revisit_for
 
 log = logging.getLogger(__name__)
 
@@ -73,18 +78,9 @@ def _field(obj: Any, name: str, default: Any = None) -> Any:
 
 
 def _error_text(exc: Exception, lang: str) -> str:
-    """The zh/en message of a domain error (BookingError, NavigationError, ...)."""
-    for attr in ("message",):
-        method = getattr(exc, attr, None)
-        if callable(method):
-            try:
-                return str(method(lang))
-            except TypeError:
-                pass
-    value = getattr(exc, lang, None)
-    if isinstance(value, str) and value:
-        return value
-    return str(exc)
+    """The zh/en message of a domain or booking error (all have `message(lang)`); else its text."""
+    message = getattr(exc, "message", None)
+    return str(message(lang)) if callable(message) else str(exc)
 
 
 class ServiceDesk:
@@ -312,8 +308,6 @@ class ServiceDesk:
         past, or when storing them fails: the booking stands either way."""
         if self.reminders is None:
             return []
-        from tools.reminders import revisit_for
-
         try:
             specs = revisit_for(
                 patient_id,
@@ -410,8 +404,6 @@ class ServiceDesk:
     # ------------------------------------------------------------------ helpers
 
     def _when(self, text: str) -> Any:
-        from tools.booking.dates import find_when
-
         return find_when(text, self.clock())
 
     def _patient(self, session: ConversationSession, lang: str) -> tuple[str, str | None]:
@@ -516,14 +508,10 @@ class ServiceDesk:
         }
 
     def _map_id(self) -> str:
-        from tools.booking.catalogue import load_directory
-
         clinic = load_directory().get(self.clinic_id)
         return clinic.map_id or self.clinic_id
 
     def _names(self, department: str, lang: str) -> tuple[str, str]:
-        from tools.booking.catalogue import load_directory
-
         directory = load_directory()
         clinic = directory.get(self.clinic_id)
         try:
@@ -533,16 +521,12 @@ class ServiceDesk:
         return clinic.name.get(lang), dept_name
 
     def _room_of(self, department: str) -> str | None:
-        from tools.booking.catalogue import load_directory
-
         try:
             return load_directory().department(self.clinic_id, department).room_id
         except Exception:
             return None
 
     def _place_name(self, node_id: str, lang: str) -> str:
-        from tools import navigation
-
         try:
             node = navigation.load_map(self._map_id()).nodes[node_id]
             return str(_text(_field(node, "name"), lang) or node_id)
@@ -550,8 +534,6 @@ class ServiceDesk:
             return node_id
 
     def _place_in_text(self, norm: str) -> str | None:
-        from tools import navigation
-
         try:
             return navigation.resolve_place(navigation.load_map(self._map_id()), norm)
         except Exception:
@@ -570,8 +552,6 @@ class ServiceDesk:
 
     def _department_in_text(self, norm: str) -> str | None:
         """The clinic's department the text names (longest name wins: 小儿外科 over 外科)."""
-        from tools.booking.catalogue import load_directory
-
         try:
             clinic = load_directory().get(self.clinic_id)
         except Exception:
@@ -585,8 +565,6 @@ class ServiceDesk:
 
     def _department_from_triage(self, session: ConversationSession) -> str | None:
         """The first department of the latest assessment that this clinic books."""
-        from tools.booking.catalogue import load_directory
-
         result = session.last_result
         if result is None:
             return None
@@ -649,8 +627,6 @@ def _choice_number(norm: str) -> int | None:
 
 def _department_names(dept: Any) -> list[str]:
     """The clinic's names of a department plus what people call it (departments.yaml aliases)."""
-    from tools.departments import load_catalogue
-
     names = [dept.name.zh, dept.name.en]
     zh = dept.name.zh
     if len(zh) >= 3 and zh.endswith("科"):

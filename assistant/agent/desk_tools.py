@@ -16,6 +16,8 @@ from typing import Any, Literal
 from langchain_core.tools import StructuredTool
 from pydantic import BaseModel, Field
 
+from tools import navigation, tiered_care
+
 _ID = r"^[a-z0-9_.:\-]{1,120}$"
 
 
@@ -51,7 +53,6 @@ class AreaArgs(BaseModel):
 
 def make_desk_tools(booking: Any | None, clock: Callable[[], datetime]) -> dict[str, StructuredTool]:
     """The desk's tools; the booking ones only when a booking service runs."""
-    from tools import navigation, tiered_care
 
     def route(map_id: str, start: str, to: str, step_free: bool = False) -> dict[str, Any]:
         plan = navigation.find_route(navigation.load_map(map_id), start, to, step_free=step_free)
