@@ -553,14 +553,13 @@ class ServiceDesk:
     def _department_in_text(self, norm: str) -> str | None:
         """The clinic's department the text names (longest name wins: 小儿外科 over 外科)."""
         try:
-            clinic = load_directory().get(self.clinic_id)
+            names = _clinic_department_names(self.clinic_id)
         except Exception:
             return None
         best: tuple[int, str] | None = None
-        for dept in clinic.departments:
-            for name in _department_names(dept):
-                if _names_in(name, norm) and (best is None or len(name) > best[0]):
-                    best = (len(name), dept.id)
+        for name, dept_id in names:
+            if _names_in(name, norm) and (best is None or len(name) > best[0]):
+                best = (len(name), dept_id)
         return best[1] if best else None
 
     def _department_from_triage(self, session: ConversationSession) -> str | None:
@@ -625,16 +624,21 @@ def _choice_number(norm: str) -> int | None:
     return None
 
 
-def _department_names(dept: Any) -> list[str]:
-    """The clinic's names of a department plus what people call it (departments.yaml aliases)."""
-    names = [dept.name.zh, dept.name.en]
-    zh = dept.name.zh
-    if len(zh) >= 3 and zh.endswith("科"):
-        names.append(zh[:-1])  # 皮肤科 -> 皮肤
-    known = load_catalogue().departments.get(dept.id)
-    if known is not None:
-        names += [known.zh, known.en, *known.aliases]
-    return [n.lower() for n in names if n]
+@lru_cache(maxsize=16)
+def _clinic_department_names(clinic_id: str) -> tuple[tuple[str, str], ...]:
+    """(name, department id) for every bookable department of the clinic: the clinic's names plus
+    what people call it (departments.yaml aliases). Built once per clinic, read on every message."""
+    catalogue = load_catalogue()
+    pairs: list[tuple[str, str]] = []
+    for dept in load_directory().get(clinic_id).departments:
+        names = [dept.name.zh, dept.name.en]
+        if len(dept.name.zh) >= 3 and dept.name.zh.endswith("科"):
+            names.append(dept.name.zh[:-1])  # 皮肤科 -> 皮肤
+        known = catalogue.departments.get(dept.id)
+        if known is not None:
+            names += [known.zh, known.en, *known.aliases]
+        pairs += [(name.lower(), dept.id) for name in names if name]
+    return tuple(pairs)
 
 
 def _names_in(name: str, norm: str) -> bool:
