@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from typing import Any, Self
 
-from starlette.requests import HTTPConnection
-
 from tools.localized_error import LocalizedError
 from tools.triage_models import Lang
 
@@ -76,21 +74,6 @@ REST_MESSAGES: dict[str, tuple[str, str]] = {
     "invalid_field": ("字段 {field} 无效：{detail}", "Invalid field {field}: {detail}"),
     "internal": ("服务器内部错误，请重试。", "Internal server error; please try again."),
 }
-
-
-def request_lang(request: HTTPConnection) -> Lang:
-    """The language of an HTTP request or websocket: ?lang= (zh… or en…) wins, then the
-    Accept-Language header; Chinese by default."""
-    asked = (request.query_params.get("lang") or "").lower()
-    if asked.startswith(("zh", "en")):
-        return "en" if asked.startswith("en") else "zh"
-    return "en" if request.headers.get("accept-language", "").lower().startswith("en") else "zh"
-
-
-def bearer_token(request: HTTPConnection) -> str | None:
-    """The token of an "Authorization: Bearer <token>" header, if any."""
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    return (token.strip() or None) if scheme.lower() == "bearer" else None
 
 
 def error_message(code: str, lang: Lang | None, **params: Any) -> str:

@@ -55,13 +55,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Request, WebSocket
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from server.errors import bearer_token, request_lang
+from server.connection import bearer_token, origin_allowed, request_lang
 from server.rate_limit import TokenBucket
 from server.sqlite_base import SqliteStore
 
@@ -95,15 +94,6 @@ def message_for(code: str, lang: str | None, **params: Any) -> str:
     zh, en = MESSAGES[code]
     zh, en = zh.format(**params), en.format(**params)
     return zh if lang == "zh" else en if lang == "en" else f"{zh} / {en}"
-
-
-def origin_allowed(headers: Any) -> bool:
-    """Same rule as the chat socket (server/ws_chat.py, not imported: it pulls in the whole chat
-    stack): a browser page may connect only from this server; non-browser clients send no Origin."""
-    origin = headers.get("origin")
-    if not origin:
-        return True
-    return urlsplit(origin).netloc.lower() == str(headers.get("host", "")).lower()
 
 
 def utc_now() -> datetime:

@@ -22,7 +22,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
-from server.errors import ApiError, bearer_token, error_body, request_lang
+from server.connection import bearer_token, request_lang
+from server.errors import ApiError, error_body
 from server.fever.auth import new_id, new_token, token_digest
 from server.sqlite_base import SqliteStore
 

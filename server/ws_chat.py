@@ -17,10 +17,10 @@ import logging
 import uuid
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from fastapi import APIRouter, WebSocket
 
+from server.connection import origin_allowed
 from server.errors import error_message
 from server.protocol import (
     PING,
@@ -66,15 +66,6 @@ class ConnectionGone(Exception):
 class _Job:
     message: Hello | UserText | Answer | Locale
     received: float  # loop time the frame arrived (card latency is measured from here)
-
-
-def origin_allowed(headers: Any) -> bool:
-    """Browsers send Origin: only pages served by this server may open the chat (stops another
-    site from using a user's local server). Non-browser clients send no Origin."""
-    origin = headers.get("origin")
-    if not origin:
-        return True
-    return urlsplit(origin).netloc.lower() == str(headers.get("host", "")).lower()
 
 
 @router.websocket("/ws/chat")

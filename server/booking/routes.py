@@ -19,7 +19,8 @@ from pydantic import BaseModel, Field
 from server.booking.errors import BookingError
 from server.booking.runtime import BookingRuntime
 from server.booking.service import BookingService
-from server.errors import ApiError, request_lang
+from server.connection import request_lang
+from server.errors import ApiError
 from server.patients import require_patient
 from server.request_body import parse_json_body
 from server.rest import ErrorResponse, _inline_refs

@@ -24,7 +24,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from server.chronic.service import ChronicError, ChronicService, PatientIn, ReadingIn
-from server.errors import bearer_token, request_lang
+from server.connection import bearer_token, request_lang
 from server.fever.errors import FeverError
 from server.request_body import parse_json_body
 

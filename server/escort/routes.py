@@ -23,7 +23,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from server.errors import request_lang
+from server.connection import request_lang
 from server.escort.service import EscortApiError, EscortRuntime, EscortService
 from server.patients import require_patient
 from server.request_body import parse_json_body

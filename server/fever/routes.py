@@ -14,7 +14,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from server.errors import bearer_token
+from server.connection import bearer_token
 from server.fever.errors import FeverError
 from server.fever.models import (
     AccountIn,

@@ -25,11 +25,11 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter, WebSocket
 from pydantic import ValidationError
 
+from server.connection import origin_allowed
 from server.fever.errors import FeverError, wrong_role
 from server.fever.models import BleIn, ReadingIn
 from server.fever.service import Account, Event, fields_error
 from server.rate_limit import TokenBucket
-from server.ws_chat import origin_allowed
 
 if TYPE_CHECKING:
     from server.fever.runtime import FeverRuntime

@@ -28,7 +28,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from assistant.followup import FollowUpConversation, FollowUpError, load_plans, reminder_specs, schedule
-from server.errors import REST_MESSAGES, FeatureApiError, request_lang
+from server.connection import request_lang
+from server.errors import REST_MESSAGES, FeatureApiError
 from server.handoff.runtime import HandoffRuntime
 from server.reminders.runtime import ReminderApiError
 from server.request_body import parse_json_body

@@ -28,7 +28,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from assistant.followup import FollowUpConversation, FollowUpError, answer, handoff_inputs, load_plans
 from assistant.session import ConversationSession
-from server.errors import REST_MESSAGES, FeatureApiError, bearer_token, request_lang
+from server.connection import bearer_token, request_lang
+from server.errors import REST_MESSAGES, FeatureApiError
 from server.handoff.followup_routes import router as followup_router
 from server.handoff.runtime import HandoffRuntime
 from server.handoff.store import HandoffStore

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
-from server.errors import request_lang
+from server.connection import request_lang
 from server.kiosk.errors import KioskError
 from server.kiosk.qr import VisitPlanCode, parse_plan, plan_qr_svg
 from server.kiosk.runtime import KioskRuntime

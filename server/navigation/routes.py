@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from server.errors import request_lang
+from server.connection import request_lang
 from server.navigation import NavigationRuntime
 from tools.floorplan_svg import floorplan_svg
 from tools.navigation import (

@@ -27,7 +27,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field, ValidationError
 
-from server.errors import bearer_token, request_lang
+from server.connection import bearer_token, request_lang
 from server.notify import authenticate_patient
 from server.reminders.runtime import ReminderApiError, ReminderRuntime, ReminderService
 from server.request_body import parse_json_body

@@ -15,7 +15,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from server.errors import request_lang
+from server.connection import request_lang
 from server.tiered import TieredRuntime
 from tools.tiered_care import (
     Area,
